@@ -1,0 +1,175 @@
+//! The production kernel per op and ISA, resolved once; explicit handles for tests and benches.
+
+use std::sync::OnceLock;
+
+use crate::dwconv::ukernel::DwKernel;
+use crate::error::{Error, Result};
+use crate::gemm::ukernel::GemmKernel;
+use crate::{dwconv, gemm, Isa};
+
+/// A set of kernels for one ISA, plus the thread count operators use.
+///
+/// Holding a `Kernels` proves the CPU can run its kernels: the only ways to get one check
+/// [`Isa::is_available`]. It is `Copy` and cheap to pass around; every operator is a method on it.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    pub(crate) isa: Isa,
+    pub(crate) threads: usize,
+    pub(crate) gemm: &'static GemmKernel,
+    pub(crate) dw_s1: &'static DwKernel,
+    pub(crate) dw_s2: &'static DwKernel,
+}
+
+/// The production choice per ISA: `(gemm, depthwise stride 1, depthwise stride 2)`.
+/// `None` when this build has no kernels for the ISA.
+fn production(isa: Isa) -> Option<(&'static GemmKernel, &'static DwKernel, &'static DwKernel)> {
+    match isa {
+        Isa::Portable => Some((
+            &gemm::portable::GEMM_F32_4X8_PORTABLE,
+            &dwconv::portable::DWCONV3X3_F32_C8_PORTABLE,
+            &dwconv::portable::DWCONV3X3S2_F32_C8_PORTABLE,
+        )),
+        _ => None,
+    }
+}
+
+/// The environment variable that forces an ISA.
+pub const ISA_ENV: &str = "SEPCONV_ISA";
+/// Set (to anything) to print the chosen kernels to stderr once.
+pub const DEBUG_ENV: &str = "SEPCONV_DEBUG";
+
+impl Kernels {
+    /// The kernels for `isa`, with 1 thread, or `None` if this CPU or build lacks the ISA.
+    pub fn for_isa(isa: Isa) -> Option<Kernels> {
+        if !isa.is_available() {
+            return None;
+        }
+        let (gemm, dw_s1, dw_s2) = production(isa)?;
+        Some(Kernels {
+            isa,
+            threads: 1,
+            gemm,
+            dw_s1,
+            dw_s2,
+        })
+    }
+
+    /// Every ISA this CPU and build can run, best last.
+    pub fn available() -> Vec<Kernels> {
+        Isa::ALL.into_iter().filter_map(Kernels::for_isa).collect()
+    }
+
+    /// The best kernels for this CPU, or the ISA forced by `SEPCONV_ISA`. Resolved once.
+    ///
+    /// Errors: [`Error::UnknownIsa`] when `SEPCONV_ISA` names no ISA, [`Error::IsaUnavailable`]
+    /// when it names one this CPU or build lacks.
+    pub fn try_best() -> Result<Kernels> {
+        static BEST: OnceLock<Result<Kernels>> = OnceLock::new();
+        BEST.get_or_init(|| {
+            let k = Self::resolve(std::env::var(ISA_ENV).ok().as_deref())?;
+            if std::env::var_os(DEBUG_ENV).is_some() {
+                eprintln!(
+                    "sepconv: isa={} gemm={} dwconv_s1={} dwconv_s2={}",
+                    k.isa, k.gemm.name, k.dw_s1.name, k.dw_s2.name
+                );
+            }
+            Ok(k)
+        })
+        .clone()
+    }
+
+    /// As [`Kernels::try_best`].
+    ///
+    /// # Panics
+    ///
+    /// When `SEPCONV_ISA` is set to a value that names no ISA or an ISA this CPU lacks: forcing an
+    /// ISA is a deliberate act, and silently running another one would defeat it.
+    pub fn best() -> Kernels {
+        match Self::try_best() {
+            Ok(k) => k,
+            Err(e) => panic!("sepconv: {e}"),
+        }
+    }
+
+    /// The kernels `SEPCONV_ISA=forced` selects (the best available when `None` or empty).
+    pub fn resolve(forced: Option<&str>) -> Result<Kernels> {
+        match forced.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(name) => {
+                let isa =
+                    Isa::from_name(name).ok_or_else(|| Error::UnknownIsa(name.to_string()))?;
+                Kernels::for_isa(isa).ok_or(Error::IsaUnavailable(isa))
+            }
+            None => Ok(*Kernels::available()
+                .last()
+                .expect("the portable kernels are always available")),
+        }
+    }
+
+    /// The ISA of these kernels.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Threads operators split their work over.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The same kernels, using `threads` threads (>= 1). Results do not depend on it.
+    pub fn with_threads(mut self, threads: usize) -> Result<Kernels> {
+        if threads == 0 {
+            return Err(Error::ZeroThreads);
+        }
+        self.threads = threads;
+        Ok(self)
+    }
+
+    /// The same set with another GEMM micro-kernel of the same ISA (tests and benches use this to
+    /// reach every registered variant). Weights must be packed after the switch.
+    pub fn with_gemm_kernel(mut self, k: &'static GemmKernel) -> Result<Kernels> {
+        if k.isa != self.isa {
+            return Err(Error::IsaUnavailable(k.isa));
+        }
+        self.gemm = k;
+        Ok(self)
+    }
+
+    /// The same set with another depthwise kernel of the same ISA for its stride. Weights are
+    /// packed once for both strides, so when the other stride's kernel has another channel tile it
+    /// is swapped for a registered one with this tile (an error if there is none).
+    pub fn with_dw_kernel(mut self, k: &'static DwKernel) -> Result<Kernels> {
+        if k.isa != self.isa {
+            return Err(Error::IsaUnavailable(k.isa));
+        }
+        let other_stride = if k.stride == 1 { 2 } else { 1 };
+        let mut other = self.dw_kernel(other_stride);
+        if other.c_tile != k.c_tile {
+            other = crate::registry::dw_kernels(k.isa, other_stride)
+                .find(|o| o.c_tile == k.c_tile)
+                .ok_or_else(|| Error::WeightsMismatch {
+                    packed_for: format!("{} (tile {})", other.name, other.c_tile),
+                    used_with: format!("{} (tile {})", k.name, k.c_tile),
+                })?;
+        }
+        (self.dw_s1, self.dw_s2) = if k.stride == 1 {
+            (k, other)
+        } else {
+            (other, k)
+        };
+        Ok(self)
+    }
+
+    /// The GEMM micro-kernel in use.
+    pub fn gemm_kernel(&self) -> &'static GemmKernel {
+        self.gemm
+    }
+
+    /// The depthwise kernel in use for `stride` (1 or 2).
+    pub fn dw_kernel(&self, stride: usize) -> &'static DwKernel {
+        if stride == 2 {
+            self.dw_s2
+        } else {
+            self.dw_s1
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! AArch64 depthwise 3x3 kernels.

@@ -1,0 +1,145 @@
+//! Depthwise 3x3 convolution: the driver (checks, padding, rows, threads) and its kernels.
+//!
+//! The driver maps each output row to its three input rows — a row in the top/bottom padding
+//! points at a zero row — and makes one kernel call per output row. Left/right padding, channel
+//! tiles and tails are the row kernel's job (see [`ukernel`]).
+
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
+pub mod portable;
+pub mod ukernel;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
+
+use std::cell::RefCell;
+
+use crate::error::{Error, Result};
+use crate::pack::{check_packed_for, pack_depthwise, DepthwiseWeights, WeightLayout};
+use crate::params::Conv3x3Params;
+use crate::tensor::{TensorView, TensorViewMut};
+use crate::threading::{run_parts, split_at_offsets, split_even};
+use crate::Kernels;
+use ukernel::DwRow;
+
+/// Below this many multiply-adds per thread a depthwise call stays on one thread.
+const MIN_MACS_PER_THREAD: usize = 1 << 16;
+
+thread_local! {
+    /// A row of zeros standing in for input rows in the top/bottom padding.
+    static ZERO_ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Kernels {
+    /// Packs depthwise 3x3 weights once, for these kernels (either stride).
+    ///
+    /// `weights` holds `9 * channels` floats: `[3][3][channels]` for [`WeightLayout::Hwio`]
+    /// (TensorFlow's `[3][3][channels][1]`), `[channels][3][3]` for [`WeightLayout::Oihw`]
+    /// (PyTorch's `[channels][1][3][3]`). `bias`, when given, holds `channels` floats.
+    pub fn pack_depthwise3x3(
+        &self,
+        weights: &[f32],
+        layout: WeightLayout,
+        bias: Option<&[f32]>,
+        channels: usize,
+    ) -> Result<DepthwiseWeights> {
+        pack_depthwise(self.isa, self.dw_s1.c_tile, weights, layout, bias, channels)
+    }
+
+    /// Depthwise 3x3 convolution (channel multiplier 1) with fused bias and activation.
+    ///
+    /// `output` must have the shape [`Conv3x3Params::output_size`] gives, and the input's batch
+    /// and channels.
+    pub fn depthwise3x3(
+        &self,
+        input: &TensorView<'_>,
+        weights: &DepthwiseWeights,
+        params: &Conv3x3Params,
+        output: &mut TensorViewMut<'_>,
+    ) -> Result<()> {
+        let (min, max) = params.activation.bounds()?;
+        let (i, o) = (input.shape, output.shape);
+        let g = params.geometry(i.h, i.w)?;
+        let kernel = self.dw_kernel(g.stride);
+        check_packed_for((weights.isa, weights.c_tile), (self.isa, kernel.c_tile))?;
+        expect("weights channels", i.c, weights.channels)?;
+        expect("output batch", i.n, o.n)?;
+        expect("output channels", i.c, o.c)?;
+        expect("output height", g.out_h, o.h)?;
+        expect("output width", g.out_w, o.w)?;
+
+        // One piece of the output per output row, in memory order.
+        let rows: Vec<(usize, usize)> = (0..o.n)
+            .flat_map(|n| (0..o.h).map(move |y| (n, y)))
+            .collect();
+        let starts: Vec<usize> = rows.iter().map(|&(n, y)| output.offset(n, y, 0)).collect();
+        let out_row_len = (o.w - 1) * output.strides.pixel + o.c;
+        let pieces = split_at_offsets(output.data, &starts);
+
+        let macs = 9 * o.n * o.h * o.w * o.c;
+        let threads = (macs / MIN_MACS_PER_THREAD).clamp(1, self.threads);
+        let bands = split_even(rows.len(), threads, 1);
+        let mut parts: Vec<Vec<((usize, usize), &mut [f32])>> = Vec::new();
+        let mut it = rows.iter().copied().zip(pieces);
+        for band in &bands {
+            parts.push(it.by_ref().take(band.len()).collect());
+        }
+
+        let in_row_len = (i.w - 1) * input.strides.pixel + i.c;
+        run_parts(self.threads, parts, |part| {
+            ZERO_ROW.with(|z| {
+                let mut zero = z.borrow_mut();
+                if zero.len() < in_row_len {
+                    zero.resize(in_row_len, 0.0);
+                }
+                for ((n, oy), out) in part {
+                    let row_ptr = |ky: usize| {
+                        let iy = (oy * g.stride + ky).wrapping_sub(g.pad_top);
+                        if iy < i.h {
+                            input.data[input.offset(n, iy, 0)..][..in_row_len].as_ptr()
+                        } else {
+                            zero[..in_row_len].as_ptr()
+                        }
+                    };
+                    assert!(
+                        out.len() >= out_row_len
+                            && weights.data.len()
+                                >= i.c.div_ceil(kernel.c_tile) * 10 * kernel.c_tile
+                    );
+                    let row = DwRow {
+                        rows: [row_ptr(0), row_ptr(1), row_ptr(2)],
+                        in_width: i.w,
+                        pad_left: g.pad_left,
+                        out_width: o.w,
+                        channels: i.c,
+                        in_stride: input.strides.pixel,
+                        out: out.as_mut_ptr(),
+                        out_stride: output.strides.pixel,
+                        weights: weights.data.as_ptr(),
+                        min,
+                        max,
+                    };
+                    // SAFETY: `kernel` came from this `Kernels`, which proves its ISA is available.
+                    // Each row pointer is the start of a slice of `in_row_len` floats (an input row
+                    // or the zero row); `out` is a `&mut` piece of at least `out_row_len` floats;
+                    // the weights were packed for this ISA and tile (checked above) and hold whole
+                    // tiles for `i.c` channels; `pad_left <= 2` and every output column sees an
+                    // input column (`Conv3x3Params::geometry`).
+                    unsafe { (kernel.func)(&row) };
+                }
+            });
+        });
+        Ok(())
+    }
+}
+
+/// `Err(ShapeMismatch)` unless `got == expected`.
+pub(crate) fn expect(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected != got {
+        return Err(Error::ShapeMismatch {
+            what,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}

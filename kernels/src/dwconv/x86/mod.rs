@@ -1,0 +1,1 @@
+//! x86_64 depthwise 3x3 kernels.

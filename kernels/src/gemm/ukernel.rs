@@ -1,0 +1,98 @@
+//! The GEMM micro-kernel contract: one register tile of `C = act(A * B + bias)`.
+//!
+//! The portable driver (`gemm/mod.rs`) owns the BLIS loop nest (NC / KC / MC blocking, threading,
+//! packing of B, edge tiles) and calls exactly one micro-kernel per `MR x NR` tile of C and KC block.
+//! Only the micro-kernel is per ISA.
+//!
+//! # Packed B (pointwise weights), built once by [`crate::pack`]
+//!
+//! B is `K x N`. It is cut into panels of `NR` columns; the last panel is zero-padded to `NR`.
+//! Each panel stores the bias first, then the `K` rows of the panel, `NR` floats each:
+//!
+//! ```text
+//!  panel p (columns p*NR .. p*NR+NR):
+//!  +--------------------------------+
+//!  | bias[p*NR .. p*NR+NR]          |  NR floats (zeros when there is no bias)
+//!  | B[0][p*NR .. p*NR+NR]          |  NR floats
+//!  | B[1][p*NR .. p*NR+NR]          |
+//!  | ...                            |
+//!  | B[K-1][p*NR .. p*NR+NR]        |
+//!  +--------------------------------+  panel stride = (K + 1) * NR floats
+//! ```
+//!
+//! A KC block `k0 .. k0+kc` of panel `p` therefore starts at `panel + (1 + k0) * NR`.
+
+/// Arguments of one micro-kernel call. All pointers are raw because the call is the one unsafe
+/// boundary of the driver; the driver checks every extent in safe code first.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmTile {
+    /// Rows of the tile that are valid, `1 ..= MR`. Rows `>= m` must not be read or written.
+    pub m: usize,
+    /// Columns of the tile that are valid, `1 ..= NR`. Columns `>= n` of C must not be written
+    /// (B and bias are zero-padded to NR, so reading all NR of them is allowed).
+    pub n: usize,
+    /// Depth of this KC block, `>= 1`.
+    pub k: usize,
+    /// A: row `i` of the tile starts at `a + i * lda`; `k` contiguous floats per row are read.
+    pub a: *const f32,
+    /// Distance between rows of A, in floats.
+    pub lda: usize,
+    /// Packed B for this KC block: `k` rows of `NR` floats (see the module docs).
+    pub b: *const f32,
+    /// Bias for the tile's `NR` columns (padded with zeros). Used only when `first_k_block`.
+    pub bias: *const f32,
+    /// C: row `i` of the tile starts at `c + i * ldc`; columns `0 .. n` are written.
+    pub c: *mut f32,
+    /// Distance between rows of C, in floats.
+    pub ldc: usize,
+    /// `true`: the accumulators start from the bias. `false`: they start from the values already in C
+    /// (a later KC block).
+    pub first_k_block: bool,
+    /// `true` when this is the last KC block: clamp to `[min, max]` before storing.
+    pub last_k_block: bool,
+    /// Lower bound of the fused activation (`-inf` for none).
+    pub min: f32,
+    /// Upper bound of the fused activation (`+inf` for none).
+    pub max: f32,
+}
+
+/// A GEMM micro-kernel.
+///
+/// # Safety
+///
+/// The caller guarantees: the ISA the kernel was compiled for is available on this CPU;
+/// `1 <= m <= MR`, `1 <= n <= NR`, `k >= 1`; `a + i*lda + j` is readable for `i < m`, `j < k`;
+/// `b` is readable for `k * NR` floats; `bias` for `NR` floats; `c + i*ldc + j` is readable and
+/// writable for `i < m`, `j < n`, and does not alias `a`, `b` or `bias`.
+///
+/// Clamp semantics (the same on every ISA): `y = if y < min { min } else { y }` then
+/// `y = if y > max { max } else { y }` — a NaN stays NaN.
+pub type GemmUkernelFn = unsafe fn(&GemmTile);
+
+/// Cache blocking for one micro-kernel (BLIS' MC / KC / NC), sized to the target's caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocking {
+    /// Rows of A per block (a multiple of MR): the A block `MC x KC` is meant to stay in L2.
+    pub mc: usize,
+    /// Depth per block: a `KC x NR` sliver of B is meant to stay in L1.
+    pub kc: usize,
+    /// Columns of B per block (a multiple of NR): the `KC x NC` block of B is meant to stay in L2/L3.
+    pub nc: usize,
+}
+
+/// One GEMM micro-kernel variant, as listed in the registry.
+#[derive(Debug)]
+pub struct GemmKernel {
+    /// Name, `gemm_f32_<MR>x<NR>_<isa>`.
+    pub name: &'static str,
+    /// The ISA the kernel needs.
+    pub isa: crate::Isa,
+    /// Register tile rows.
+    pub mr: usize,
+    /// Register tile columns (= the packed panel width of B).
+    pub nr: usize,
+    /// Cache blocking used by the driver with this kernel.
+    pub blocking: Blocking,
+    /// The micro-kernel itself.
+    pub(crate) func: GemmUkernelFn,
+}

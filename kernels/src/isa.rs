@@ -1,0 +1,80 @@
+//! Instruction sets: the only place that asks the CPU what it can do.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// An instruction set a kernel can be written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain Rust, compiled for the target's baseline; runs everywhere.
+    Portable,
+    /// x86_64 AVX2 + FMA3.
+    Avx2,
+    /// x86_64 AVX-512F (with AVX2 + FMA3).
+    Avx512,
+    /// AArch64 Advanced SIMD (NEON) with FMA.
+    Neon,
+}
+
+impl Isa {
+    /// Every ISA, in the order tests and reports list them.
+    pub const ALL: [Isa; 4] = [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Neon];
+
+    /// The lowercase name used in env vars, bench ids and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Parses a name as printed by [`Isa::name`].
+    pub fn from_name(s: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|i| i.name() == s.trim())
+    }
+
+    /// Whether this CPU can run the ISA (and this build has kernels for it). Detected once.
+    pub fn is_available(self) -> bool {
+        static DETECTED: OnceLock<[bool; 4]> = OnceLock::new();
+        let d = DETECTED.get_or_init(|| Isa::ALL.map(detect));
+        d[self as usize]
+    }
+
+    /// The ISAs this CPU can run, best last.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect(isa: Isa) -> bool {
+    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    match isa {
+        Isa::Portable => true,
+        Isa::Avx2 => avx2,
+        Isa::Avx512 => avx2 && is_x86_feature_detected!("avx512f"),
+        Isa::Neon => false,
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn detect(isa: Isa) -> bool {
+    match isa {
+        Isa::Portable => true,
+        Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+        Isa::Avx2 | Isa::Avx512 => false,
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn detect(isa: Isa) -> bool {
+    isa == Isa::Portable
+}

@@ -1,0 +1,57 @@
+//! # sepconv
+//!
+//! Hand-tuned SIMD kernels for depthwise-separable convolution — the building block of MobileNet
+//! (Howard et al., 2017) — with runtime ISA dispatch and a safe API.
+//!
+//! * Activations are NHWC `f32` ([`TensorView`], [`TensorViewMut`]); strided views let outputs land
+//!   inside a larger buffer.
+//! * Weights are packed once per layer by a [`Kernels`] handle ([`Kernels::pack_depthwise3x3`],
+//!   [`Kernels::pack_pointwise`], [`Kernels::pack_conv3x3`], [`Kernels::pack_fully_connected`]) from
+//!   TensorFlow (HWIO) or ONNX/PyTorch (OIHW) layouts.
+//! * Operators are methods of [`Kernels`]: [`Kernels::depthwise3x3`], [`Kernels::pointwise`],
+//!   [`Kernels::conv3x3`], [`Kernels::global_avg_pool`], [`Kernels::fully_connected`], each with a
+//!   fused bias and [`Activation`].
+//! * Every bad input returns an [`Error`]; nothing a caller passes can cause undefined behaviour.
+//!
+//! ```
+//! use sepconv::{Activation, Conv3x3Params, Kernels, Shape, TensorView, TensorViewMut, WeightLayout};
+//!
+//! let k = Kernels::best(); // AVX-512, AVX2, NEON or portable; `SEPCONV_ISA` forces one
+//! let (h, w, cin, cout) = (8, 8, 16, 32);
+//! let x = vec![1.0f32; h * w * cin];
+//! let dw = k.pack_depthwise3x3(&vec![0.1; 9 * cin], WeightLayout::Hwio, None, cin)?;
+//! let pw = k.pack_pointwise(&vec![0.01; cin * cout], WeightLayout::Hwio, Some(&vec![0.5; cout]), cin, cout)?;
+//! let (mut mid, mut y) = (vec![0.0; h * w * cin], vec![0.0; h * w * cout]);
+//! let params = Conv3x3Params::new().stride(1).activation(Activation::Relu6);
+//! k.depthwise3x3(&TensorView::new(&x, Shape::new(1, h, w, cin))?, &dw, &params,
+//!                &mut TensorViewMut::new(&mut mid, Shape::new(1, h, w, cin))?)?;
+//! k.pointwise(&TensorView::new(&mid, Shape::new(1, h, w, cin))?, &pw, Activation::Relu,
+//!             &mut TensorViewMut::new(&mut y, Shape::new(1, h, w, cout))?)?;
+//! assert!((y[(3 * w + 3) * cout] - (0.5 + 16.0 * 0.01 * 0.9)).abs() < 1e-5);
+//! # Ok::<(), sepconv::Error>(())
+//! ```
+
+pub mod activation;
+mod conv3x3;
+pub mod dispatch;
+pub mod dwconv;
+pub mod error;
+pub mod gemm;
+pub mod isa;
+pub mod pack;
+pub mod params;
+mod pointwise;
+mod pool;
+pub mod registry;
+pub mod tensor;
+mod threading;
+
+pub use activation::Activation;
+pub use dispatch::Kernels;
+pub use error::{Error, Result};
+pub use isa::Isa;
+pub use pack::{
+    ConvWeights, DepthwiseWeights, FullyConnectedWeights, PointwiseWeights, WeightLayout,
+};
+pub use params::{Conv3x3Params, Padding};
+pub use tensor::{Shape, Strides, TensorView, TensorViewMut};
