@@ -20,12 +20,25 @@ pub struct Kernels {
     pub(crate) dw_s2: &'static DwKernel,
 }
 
-/// The production choice per ISA: `(gemm, depthwise stride 1, depthwise stride 2)`.
-/// `None` when this build has no kernels for the ISA.
-fn production(isa: Isa) -> Option<(&'static GemmKernel, &'static DwKernel, &'static DwKernel)> {
+/// The production GEMM micro-kernel per ISA; `None` when this build has no kernels for the ISA.
+fn production_gemm(isa: Isa) -> Option<&'static GemmKernel> {
+    match isa {
+        Isa::Portable => Some(&gemm::portable::GEMM_F32_4X8_PORTABLE),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Some(&gemm::portable::GEMM_F32_4X8_PORTABLE),
+        _ => None,
+    }
+}
+
+/// The production depthwise kernels per ISA, `(stride 1, stride 2)`; both must share a channel tile.
+fn production_dw(isa: Isa) -> Option<(&'static DwKernel, &'static DwKernel)> {
     match isa {
         Isa::Portable => Some((
-            &gemm::portable::GEMM_F32_4X8_PORTABLE,
+            &dwconv::portable::DWCONV3X3_F32_C8_PORTABLE,
+            &dwconv::portable::DWCONV3X3S2_F32_C8_PORTABLE,
+        )),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Some((
             &dwconv::portable::DWCONV3X3_F32_C8_PORTABLE,
             &dwconv::portable::DWCONV3X3S2_F32_C8_PORTABLE,
         )),
@@ -44,7 +57,8 @@ impl Kernels {
         if !isa.is_available() {
             return None;
         }
-        let (gemm, dw_s1, dw_s2) = production(isa)?;
+        let gemm = production_gemm(isa)?;
+        let (dw_s1, dw_s2) = production_dw(isa)?;
         Some(Kernels {
             isa,
             threads: 1,

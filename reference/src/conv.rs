@@ -96,7 +96,7 @@ pub fn conv2d(
         "conv2d: kh, kw, stride and groups must be positive: {spec:?}"
     );
     assert!(
-        cin % groups == 0 && cout % groups == 0,
+        cin.is_multiple_of(groups) && cout.is_multiple_of(groups),
         "conv2d: cin {cin} and cout {cout} must both be divisible by groups {groups}"
     );
     let cin_g = cin / groups; // input channels per group
