@@ -46,11 +46,11 @@ impl Padding {
     }
 }
 
-/// A general 2-D convolution. `weights` layout: HWIO = [kh][kw][cin / groups][cout] (TensorFlow's).
+/// A general 2-D convolution. `weights` layout: HWIO = `[kh][kw][cin / groups][cout]` (TensorFlow's).
 /// Groups: cin and cout divisible by groups; output channel o belongs to group g = o / (cout/groups)
 /// and reads input channels g*(cin/groups) .. (g+1)*(cin/groups). Depthwise = groups = cin = cout.
 /// Output size: oh = (h + top + bottom - kh) / stride + 1 (panics if h + top + bottom < kh), same for width.
-/// Accumulates in f64: value = act(bias[o] + sum x*w), magnitude = |bias[o]| + sum |x*w|. Padded taps contribute nothing.
+/// Accumulates in f64: `value = act(bias[o] + sum x*w)`, `magnitude = |bias[o]| + sum |x*w|`. Padded taps contribute nothing.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conv2d {
     /// Kernel height.
@@ -174,7 +174,7 @@ pub fn conv2d(
     }
 }
 
-/// Depthwise 3x3 convenience: weights [3][3][c] (HWIO with multiplier 1), calls conv2d with groups = c.
+/// Depthwise 3x3 convenience: weights `[3][3][c]` (HWIO with multiplier 1), calls [`conv2d`] with groups = c.
 pub fn depthwise3x3(
     input: &Tensor,
     weights: &[f32],
@@ -195,7 +195,7 @@ pub fn depthwise3x3(
     conv2d(input, weights, bias, c, &spec)
 }
 
-/// Pointwise 1x1: weights [cin][cout]; calls conv2d.
+/// Pointwise 1x1: weights `[cin][cout]`; calls [`conv2d`].
 pub fn pointwise(
     input: &Tensor,
     weights: &[f32],
@@ -214,7 +214,7 @@ pub fn pointwise(
     conv2d(input, weights, bias, cout, &spec)
 }
 
-/// Converts weights from OIHW [cout][cin/groups][kh][kw] (ONNX/PyTorch) to HWIO [kh][kw][cin/groups][cout].
+/// Converts weights from OIHW `[cout][cin/groups][kh][kw]` (ONNX/PyTorch) to HWIO `[kh][kw][cin/groups][cout]`.
 ///
 /// # Panics
 /// If `w.len() != cout * cin_per_group * kh * kw`.

@@ -42,7 +42,7 @@ pub fn global_avg_pool(input: &Tensor) -> Expected {
     }
 }
 
-/// Fully connected: input [batch][cin] (a Tensor of shape batch x 1 x 1 x cin, or any shape whose h*w*c = cin — flatten in NHWC order), weights [cin][cout] (IO), bias [cout]; output batch x 1 x 1 x cout.
+/// Fully connected: input `[batch][cin]` (a Tensor of shape batch x 1 x 1 x cin, or any shape whose h*w*c = cin — flatten in NHWC order), weights `[cin][cout]` (IO), bias `[cout]`; output batch x 1 x 1 x cout.
 ///
 /// `value = act(bias[o] + sum_i x[i] * w[i][o])`, `magnitude = |bias[o]| + sum_i |x[i] * w[i][o]|`.
 ///

@@ -1,0 +1,342 @@
+//! Every operator on every ISA (and every registered kernel variant) against `sepconv-reference`:
+//! proptest over random shapes, hand-written edges around every tile, NaN/Inf propagation, and
+//! bit-identical results for any thread count. Buffers end at a guard page.
+
+mod common;
+
+use common::cases::{self, Case};
+use common::variants;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use sepconv::{Activation, Kernels, Padding, WeightLayout};
+
+/// Cases per proptest run: `PROPTEST_CASES` when set (emulators use few), else `default`.
+fn case_count(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn runner(default: u32) -> TestRunner {
+    TestRunner::new(Config {
+        cases: case_count(default),
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+fn padding() -> impl Strategy<Value = Padding> {
+    prop_oneof![
+        Just(Padding::Same),
+        Just(Padding::Valid),
+        (0..=2usize, 0..=2usize, 0..=2usize, 0..=2usize).prop_map(|(top, bottom, left, right)| {
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            }
+        }),
+    ]
+}
+
+fn activation() -> impl Strategy<Value = Activation> {
+    prop_oneof![
+        Just(Activation::None),
+        Just(Activation::Relu),
+        Just(Activation::Relu6),
+        (-1.0f32..0.5, 0.0f32..1.0).prop_map(|(min, d)| Activation::Clamp { min, max: min + d }),
+    ]
+}
+
+fn layout() -> impl Strategy<Value = WeightLayout> {
+    prop_oneof![Just(WeightLayout::Hwio), Just(WeightLayout::Oihw)]
+}
+
+/// Random cases: batch 1-2, spatial `1..=max_hw`, channels `1..=max_c`, both strides, every
+/// padding and activation, optional bias, both layouts, pixel-stride gaps, threads 1-4.
+fn case(max_hw: usize, max_c: usize) -> impl Strategy<Value = (Case, usize)> {
+    (
+        (1..=2usize, 1..=max_hw, 1..=max_hw, 1..=max_c, 1..=max_c),
+        (1..=2usize, padding(), activation(), any::<bool>(), layout()),
+        (0..=3usize, 0..=3usize, any::<u64>(), 1..=4usize),
+    )
+        .prop_map(
+            |((n, h, w, cin, cout), (stride, padding, act, bias, layout), (ig, og, seed, t))| {
+                let case = Case {
+                    stride,
+                    padding,
+                    act,
+                    bias,
+                    layout,
+                    in_gap: ig,
+                    out_gap: og,
+                    seed,
+                    ..Case::new(n, h, w, cin, cout)
+                };
+                (case, t)
+            },
+        )
+}
+
+type CaseFn = fn(Kernels, &Case) -> Result<Vec<f32>, String>;
+
+/// Runs `op` on random cases for every kernel variant of `k`'s ISA.
+fn proptest_op(k: Kernels, op: CaseFn, default_cases: u32, max_hw: usize, max_c: usize) {
+    for kv in variants(k) {
+        runner(default_cases)
+            .run(&case(max_hw, max_c), |(c, threads)| {
+                let kt = kv.with_threads(threads).unwrap();
+                op(kt, &c).map(|_| ()).map_err(TestCaseError::fail)
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} / {} / {}: {e}",
+                    kv.gemm_kernel().name,
+                    kv.dw_kernel(1).name,
+                    kv.dw_kernel(2).name
+                )
+            });
+    }
+}
+
+fn dw_random(k: Kernels) {
+    proptest_op(k, cases::depthwise, 1500, 33, 70);
+}
+fn pw_random(k: Kernels) {
+    proptest_op(k, cases::pointwise, 1000, 20, 70);
+}
+fn conv_random(k: Kernels) {
+    proptest_op(k, cases::conv3x3, 300, 17, 24);
+}
+fn fc_random(k: Kernels) {
+    proptest_op(k, cases::fully_connected, 300, 4, 40);
+}
+fn pool_random(k: Kernels) {
+    proptest_op(k, cases::global_avg_pool, 300, 33, 70);
+}
+
+/// Channels below, at, above and at multiples of every channel tile in use (4 .. 32).
+const CHANNELS: &[usize] = &[
+    1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 23, 24, 25, 31, 32, 33, 47, 48, 49, 64, 67,
+];
+const WIDTHS: &[usize] = &[1, 2, 3, 4, 5, 7, 8, 9, 16, 17];
+const HEIGHTS: &[usize] = &[1, 2, 3, 5];
+
+fn explicit(top: usize, bottom: usize, left: usize, right: usize) -> Padding {
+    Padding::Explicit {
+        top,
+        bottom,
+        left,
+        right,
+    }
+}
+
+const ACTIVATIONS: [Activation; 4] = [
+    Activation::None,
+    Activation::Relu,
+    Activation::Relu6,
+    Activation::Clamp {
+        min: -0.25,
+        max: 0.5,
+    },
+];
+
+/// Every channel count x width x height x stride, cycling paddings, activations and gaps.
+fn dw_edges(k: Kernels) {
+    let paddings = [
+        Padding::Same,
+        Padding::Valid,
+        explicit(1, 1, 1, 1),
+        explicit(2, 2, 2, 2),
+        explicit(0, 1, 1, 0),
+        explicit(2, 0, 0, 2),
+        explicit(1, 2, 2, 1),
+    ];
+    for kv in variants(k) {
+        let mut i = 0usize;
+        for &c in CHANNELS {
+            for &w in WIDTHS {
+                for &h in HEIGHTS {
+                    for stride in [1, 2] {
+                        i += 1;
+                        let case = Case {
+                            stride,
+                            padding: paddings[i % paddings.len()],
+                            act: ACTIVATIONS[i % 4],
+                            in_gap: i % 3,
+                            out_gap: (i / 3) % 2,
+                            seed: i as u64,
+                            ..Case::new(1 + i % 2, h, w, c, c)
+                        };
+                        cases::depthwise(kv, &case).unwrap_or_else(|e| {
+                            panic!("{}: {case:?}: {e}", kv.dw_kernel(stride).name)
+                        });
+                    }
+                }
+            }
+        }
+        // Every explicit padding combination at both strides, on odd and even sizes.
+        for (t, b, l, r) in itertools(3) {
+            for stride in [1, 2] {
+                for (h, w) in [(5, 6), (6, 5), (1, 1), (2, 3)] {
+                    let case = Case {
+                        stride,
+                        padding: explicit(t, b, l, r),
+                        act: Activation::Relu6,
+                        ..Case::new(1, h, w, 19, 19)
+                    };
+                    cases::depthwise(kv, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+                }
+            }
+        }
+    }
+}
+
+/// All `(a, b, c, d)` with each in `0..n`.
+fn itertools(n: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    (0..n * n * n * n).map(move |i| (i % n, (i / n) % n, (i / n / n) % n, i / n / n / n))
+}
+
+/// M, N and K around the register tile and the cache blocks of the GEMM kernel in use.
+fn gemm_edges(k: Kernels) {
+    for kv in variants(k) {
+        let g = kv.gemm_kernel();
+        let (mr, nr, bl) = (g.mr, g.nr, g.blocking);
+        let ms = [1, mr - 1, mr, mr + 1, 2 * mr + 1, bl.mc - 1, bl.mc + 1];
+        let ns = [1, nr - 1, nr, nr + 1, 2 * nr + 3];
+        let ks = [1, 2, 3, 7, bl.kc - 1, bl.kc, bl.kc + 1, 2 * bl.kc + 3];
+        let mut i = 0;
+        for &m in &ms {
+            for &n in &ns {
+                for &kk in &ks {
+                    i += 1;
+                    let case = Case {
+                        act: ACTIVATIONS[i % 4],
+                        in_gap: i % 2,
+                        out_gap: (i / 2) % 3,
+                        bias: i % 5 != 0,
+                        layout: if i % 2 == 0 {
+                            WeightLayout::Hwio
+                        } else {
+                            WeightLayout::Oihw
+                        },
+                        seed: i as u64,
+                        ..Case::new(1, 1, m.max(1), kk, n.max(1))
+                    };
+                    cases::pointwise(kv, &case)
+                        .unwrap_or_else(|e| panic!("{}: {case:?}: {e}", g.name));
+                }
+            }
+        }
+        // N past the NC block, with several threads.
+        let case = Case::new(1, 3, 7, 5, bl.nc + nr + 1);
+        cases::pointwise(kv.with_threads(3).unwrap(), &case).unwrap();
+    }
+}
+
+/// The MobileNet stem shape (3 -> 32, stride 2) on a small image, and channel edges of conv3x3.
+fn conv_edges(k: Kernels) {
+    for kv in variants(k) {
+        for (i, (cin, cout)) in [(3, 32), (1, 1), (2, 17), (8, 33), (17, 5)]
+            .into_iter()
+            .enumerate()
+        {
+            for stride in [1, 2] {
+                let case = Case {
+                    stride,
+                    act: ACTIVATIONS[i % 4],
+                    out_gap: i % 2,
+                    ..Case::new(1, 9, 11, cin, cout)
+                };
+                cases::conv3x3(kv, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            }
+        }
+    }
+}
+
+/// 1x1 images, one channel, the largest padding.
+fn tiny_images(k: Kernels) {
+    for stride in [1, 2] {
+        for padding in [Padding::Same, explicit(2, 2, 2, 2), explicit(1, 1, 1, 1)] {
+            let case = Case {
+                stride,
+                padding,
+                ..Case::new(1, 1, 1, 1, 1)
+            };
+            cases::depthwise(k, &case).unwrap();
+            cases::conv3x3(k, &case).unwrap();
+        }
+    }
+    cases::pointwise(k, &Case::new(1, 1, 1, 1, 1)).unwrap();
+    cases::fully_connected(k, &Case::new(1, 1, 1, 1, 1)).unwrap();
+    cases::global_avg_pool(k, &Case::new(1, 1, 1, 1, 1)).unwrap();
+}
+
+/// A NaN and an infinity in the input reach exactly the outputs whose window holds them.
+fn nan_inf_propagate(k: Kernels) {
+    for kv in variants(k) {
+        for stride in [1, 2] {
+            let c = Case {
+                stride,
+                act: Activation::Relu6,
+                ..Case::new(1, 7, 9, 19, 19)
+            };
+            let mut g = common::rng(3);
+            let mut x = common::random_vec(&mut g, 7 * 9 * 19);
+            let w: Vec<f32> = common::random_vec(&mut g, 9 * 19)
+                .into_iter()
+                .map(|v| if v.abs() < 0.05 { 0.5 } else { v })
+                .collect();
+            let b = common::random_vec(&mut g, 19);
+            x[(2 * 9 + 3) * 19 + 5] = f32::NAN;
+            x[(5 * 9 + 8) * 19 + 18] = f32::INFINITY;
+            x[(0 * 9 + 0) * 19 + 17] = f32::NEG_INFINITY;
+            let out = cases::depthwise_with(kv, &c, &x, &w, &b).unwrap();
+            assert!(out.iter().any(|v| v.is_nan()), "the NaN did not propagate");
+        }
+    }
+}
+
+/// Results are bit-identical for threads 1..=4 (each element is computed by one thread in one order).
+fn threads_identical(k: Kernels) {
+    let ops: [(CaseFn, Case); 4] = [
+        (cases::depthwise, Case::new(2, 29, 31, 37, 37)),
+        (cases::pointwise, Case::new(2, 13, 17, 45, 70)),
+        (
+            cases::conv3x3,
+            Case {
+                stride: 2,
+                ..Case::new(2, 19, 23, 6, 40)
+            },
+        ),
+        (cases::fully_connected, Case::new(5, 2, 2, 300, 130)),
+    ];
+    for (op, case) in ops {
+        let one = op(k, &case).unwrap();
+        for t in 2..=4 {
+            let many = op(k.with_threads(t).unwrap(), &case).unwrap();
+            assert!(
+                one.iter()
+                    .zip(&many)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "threads={t} changed the result of {case:?}"
+            );
+        }
+    }
+}
+
+isa_tests! {
+    depthwise_matches_reference => dw_random;
+    pointwise_matches_reference => pw_random;
+    conv3x3_matches_reference => conv_random;
+    fully_connected_matches_reference => fc_random;
+    global_avg_pool_matches_reference => pool_random;
+    depthwise_edges => dw_edges;
+    gemm_tile_edges => gemm_edges;
+    conv3x3_edges => conv_edges;
+    tiny_images_and_padding => tiny_images;
+    nan_and_inf_propagate => nan_inf_propagate;
+    threads_give_identical_results => threads_identical;
+}
