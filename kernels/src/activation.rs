@@ -32,8 +32,7 @@ impl Activation {
             Activation::Relu6 => (0.0, 6.0),
             Activation::Clamp { min, max } => (min, max),
         };
-        // `!(lo <= hi)` also rejects NaN bounds.
-        if !(lo <= hi) {
+        if lo.is_nan() || hi.is_nan() || lo > hi {
             return Err(Error::BadActivation);
         }
         Ok((lo, hi))

@@ -22,7 +22,7 @@ impl Shape {
     }
 
     /// Number of elements, or `Error::Overflow`.
-    pub fn len(&self) -> Result<usize> {
+    pub fn elements(&self) -> Result<usize> {
         checked_mul("tensor size", &[self.n, self.h, self.w, self.c])
     }
 

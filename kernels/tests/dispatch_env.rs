@@ -16,7 +16,17 @@ fn env_child() {
 
 fn child(isa_env: &str) -> Option<(bool, String)> {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
+    // Under user-mode emulation the child needs the emulator in front of it
+    // (scripts/test-aarch64.sh sets SEPCONV_TEST_RUNNER=qemu-aarch64).
+    let mut cmd = match std::env::var("SEPCONV_TEST_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut c = Command::new(runner);
+            c.arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    };
+    let out = cmd
         .args(["env_child", "--exact", "--nocapture", "--test-threads=1"])
         .env("SEPCONV_ENV_CHILD", "1")
         .env("SEPCONV_ISA", isa_env)

@@ -29,6 +29,9 @@ thread_local! {
     static ZERO_ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// An output row `(image, y)` and the piece of the output it owns.
+type RowPiece<'a> = ((usize, usize), &'a mut [f32]);
+
 impl Kernels {
     /// Packs depthwise 3x3 weights once, for these kernels (either stride).
     ///
@@ -78,7 +81,7 @@ impl Kernels {
         let macs = 9 * o.n * o.h * o.w * o.c;
         let threads = (macs / MIN_MACS_PER_THREAD).clamp(1, self.threads);
         let bands = split_even(rows.len(), threads, 1);
-        let mut parts: Vec<Vec<((usize, usize), &mut [f32])>> = Vec::new();
+        let mut parts: Vec<Vec<RowPiece<'_>>> = Vec::new();
         let mut it = rows.iter().copied().zip(pieces);
         for band in &bands {
             parts.push(it.by_ref().take(band.len()).collect());
