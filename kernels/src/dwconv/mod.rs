@@ -105,7 +105,7 @@ impl Kernels {
                     };
                     assert!(
                         out.len() >= out_row_len
-                            && weights.data.len()
+                            && weights.data.as_slice().len()
                                 >= i.c.div_ceil(kernel.c_tile) * 10 * kernel.c_tile
                     );
                     let row = DwRow {
@@ -117,7 +117,7 @@ impl Kernels {
                         in_stride: input.strides.pixel,
                         out: out.as_mut_ptr(),
                         out_stride: output.strides.pixel,
-                        weights: weights.data.as_ptr(),
+                        weights: weights.data.as_slice().as_ptr(),
                         min,
                         max,
                     };

@@ -105,7 +105,8 @@ fn gemm_serial(
     assert!(m >= 1 && k >= 1 && n >= 1 && b.nr == nr && ldc >= n);
     assert!(a.len() >= (m - 1) * lda + k, "A too short");
     assert!(c.len() >= (m - 1) * ldc + n, "C too short");
-    assert!(b.data.len() >= n.div_ceil(nr) * panel_len, "B too short");
+    let b_data = b.data.as_slice();
+    assert!(b_data.len() >= n.div_ceil(nr) * panel_len, "B too short");
 
     for jc in (0..n).step_by(bl.nc) {
         let nc = bl.nc.min(n - jc);
@@ -114,7 +115,7 @@ fn gemm_serial(
             for ic in (0..m).step_by(bl.mc) {
                 let mc = bl.mc.min(m - ic);
                 for jr in (jc..jc + nc).step_by(nr) {
-                    let panel = &b.data[(jr / nr) * panel_len..][..panel_len];
+                    let panel = &b_data[(jr / nr) * panel_len..][..panel_len];
                     for ir in (ic..ic + mc).step_by(mr) {
                         let tile = GemmTile {
                             m: mr.min(m - ir),

@@ -6,6 +6,43 @@
 use crate::error::{checked_mul, nonzero, Error, Result};
 use crate::Isa;
 
+/// A zero-initialised `f32` buffer whose first element sits on a 64-byte (cache line) boundary, so
+/// the micro-kernels' vector loads of packed weights never straddle two lines. Safe code: the
+/// backing `Vec` is over-allocated by one line and never reallocated; cloning re-aligns.
+#[derive(Debug)]
+pub(crate) struct AlignedBuf {
+    buf: Vec<f32>,
+    off: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    const LINE_FLOATS: usize = 16;
+
+    pub(crate) fn zeroed(len: usize) -> AlignedBuf {
+        let buf = vec![0.0f32; len + Self::LINE_FLOATS];
+        let misalign = (buf.as_ptr() as usize % 64) / 4;
+        let off = (Self::LINE_FLOATS - misalign) % Self::LINE_FLOATS;
+        AlignedBuf { buf, off, len }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        &self.buf[self.off..self.off + self.len]
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.off..self.off + self.len]
+    }
+}
+
+impl Clone for AlignedBuf {
+    fn clone(&self) -> Self {
+        let mut c = AlignedBuf::zeroed(self.len);
+        c.as_mut_slice().copy_from_slice(self.as_slice());
+        c
+    }
+}
+
 /// The memory order of unpacked weights as engines store them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightLayout {
@@ -23,7 +60,7 @@ pub struct DepthwiseWeights {
     pub(crate) isa: Isa,
     pub(crate) c_tile: usize,
     pub(crate) channels: usize,
-    pub(crate) data: Vec<f32>,
+    pub(crate) data: AlignedBuf,
 }
 
 impl DepthwiseWeights {
@@ -43,7 +80,7 @@ pub struct PackedB {
     pub(crate) k: usize,
     /// Columns of B (output channels).
     pub(crate) n: usize,
-    pub(crate) data: Vec<f32>,
+    pub(crate) data: AlignedBuf,
 }
 
 impl PackedB {
@@ -137,8 +174,8 @@ pub(crate) fn pack_depthwise(
     )?;
     check_bias(bias, channels)?;
     let tiles = channels.div_ceil(c_tile);
-    let mut data = vec![0.0f32; checked_mul("packed weights", &[tiles, 10, c_tile])?];
-    for (t, tile) in data.chunks_exact_mut(10 * c_tile).enumerate() {
+    let mut data = AlignedBuf::zeroed(checked_mul("packed weights", &[tiles, 10, c_tile])?);
+    for (t, tile) in data.as_mut_slice().chunks_exact_mut(10 * c_tile).enumerate() {
         for j in 0..c_tile {
             let c = t * c_tile + j;
             if c >= channels {
@@ -175,8 +212,8 @@ pub(crate) fn pack_b(
     check_bias(bias, n)?;
     let panels = n.div_ceil(nr);
     let panel_len = checked_mul("packed panel", &[k + 1, nr])?;
-    let mut data = vec![0.0f32; checked_mul("packed weights", &[panels, panel_len])?];
-    for (p, panel) in data.chunks_exact_mut(panel_len).enumerate() {
+    let mut data = AlignedBuf::zeroed(checked_mul("packed weights", &[panels, panel_len])?);
+    for (p, panel) in data.as_mut_slice().chunks_exact_mut(panel_len).enumerate() {
         let cols = (n - p * nr).min(nr);
         if let Some(b) = bias {
             panel[..cols].copy_from_slice(&b[p * nr..p * nr + cols]);
