@@ -25,7 +25,11 @@ fn production_gemm(isa: Isa) -> Option<&'static GemmKernel> {
     match isa {
         Isa::Portable => Some(&gemm::portable::GEMM_F32_4X8_PORTABLE),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Some(&gemm::portable::GEMM_F32_4X8_PORTABLE),
+        Isa::Avx2 => Some(&gemm::x86::avx2::GEMM_F32_6X16_AVX2),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Some(&gemm::aarch64::neon::GEMM_F32_6X12_NEON),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Some(&gemm::x86::avx512::GEMM_F32_7X32_AVX512),
         _ => None,
     }
 }
@@ -39,8 +43,18 @@ fn production_dw(isa: Isa) -> Option<(&'static DwKernel, &'static DwKernel)> {
         )),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => Some((
-            &dwconv::portable::DWCONV3X3_F32_C8_PORTABLE,
-            &dwconv::portable::DWCONV3X3S2_F32_C8_PORTABLE,
+            &dwconv::x86::avx2::DWCONV3X3_F32_C16_AVX2,
+            &dwconv::x86::avx2::DWCONV3X3S2_F32_C16_AVX2,
+        )),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Some((
+            &dwconv::aarch64::neon::DWCONV3X3_F32_C4_NEON,
+            &dwconv::aarch64::neon::DWCONV3X3S2_F32_C4_NEON,
+        )),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Some((
+            &dwconv::x86::avx512::DWCONV3X3_F32_C16_AVX512,
+            &dwconv::x86::avx512::DWCONV3X3S2_F32_C16_AVX512,
         )),
         _ => None,
     }

@@ -42,6 +42,7 @@ pub mod pack;
 pub mod params;
 mod pointwise;
 mod pool;
+pub mod probe;
 pub mod registry;
 pub mod tensor;
 mod threading;
@@ -55,3 +56,8 @@ pub use pack::{
 };
 pub use params::{Conv3x3Params, Padding};
 pub use tensor::{Shape, Strides, TensorView, TensorViewMut};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -12,12 +12,32 @@ use crate::Isa;
 use crate::{dwconv, gemm};
 
 /// All GEMM micro-kernels.
-pub static GEMM_KERNELS: &[&GemmKernel] = &[&gemm::portable::GEMM_F32_4X8_PORTABLE];
+pub static GEMM_KERNELS: &[&GemmKernel] = &[
+    &gemm::portable::GEMM_F32_4X8_PORTABLE,
+    #[cfg(target_arch = "x86_64")]
+    &gemm::x86::avx2::GEMM_F32_6X16_AVX2,
+    #[cfg(target_arch = "aarch64")]
+    &gemm::aarch64::neon::GEMM_F32_6X12_NEON,
+    #[cfg(target_arch = "x86_64")]
+    &gemm::x86::avx512::GEMM_F32_7X32_AVX512,
+];
 
 /// All depthwise 3x3 row kernels (both strides).
 pub static DW_KERNELS: &[&DwKernel] = &[
     &dwconv::portable::DWCONV3X3_F32_C8_PORTABLE,
     &dwconv::portable::DWCONV3X3S2_F32_C8_PORTABLE,
+    #[cfg(target_arch = "x86_64")]
+    &dwconv::x86::avx2::DWCONV3X3_F32_C16_AVX2,
+    #[cfg(target_arch = "x86_64")]
+    &dwconv::x86::avx2::DWCONV3X3S2_F32_C16_AVX2,
+    #[cfg(target_arch = "aarch64")]
+    &dwconv::aarch64::neon::DWCONV3X3_F32_C4_NEON,
+    #[cfg(target_arch = "aarch64")]
+    &dwconv::aarch64::neon::DWCONV3X3S2_F32_C4_NEON,
+    #[cfg(target_arch = "x86_64")]
+    &dwconv::x86::avx512::DWCONV3X3_F32_C16_AVX512,
+    #[cfg(target_arch = "x86_64")]
+    &dwconv::x86::avx512::DWCONV3X3S2_F32_C16_AVX512,
 ];
 
 /// The GEMM kernels written for `isa`.

@@ -38,10 +38,9 @@ fn child(isa_env: &str) -> Option<(bool, String)> {
         )),
         Err(e) => {
             // An emulated target may be unable to exec itself; that must not pass silently.
-            assert!(
-                !cfg!(target_arch = "x86_64"),
-                "cannot spawn the test binary: {e}"
-            );
+            if cfg!(target_arch = "x86_64") {
+                panic!("cannot spawn the test binary: {e}");
+            }
             eprintln!("SKIP: cannot spawn a child process here: {e}");
             None
         }

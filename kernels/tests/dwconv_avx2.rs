@@ -1,8 +1,12 @@
-//! Edge cases of the AVX2 depthwise 3x3 kernels (`dwconv3x3_f32_c8_avx2`,
-//! `dwconv3x3s2_f32_c8_avx2`) through the public API, against the f64 reference.
+//! Edge cases of the AVX2 depthwise 3x3 kernels (`dwconv3x3_f32_c16_avx2`,
+//! `dwconv3x3s2_f32_c16_avx2`) through the public API, against the f64 reference.
 //!
-//! Prints `SKIP` and passes when the CPU lacks AVX2 + FMA.
+//! Prints `SKIP` and passes when the CPU lacks AVX2 + FMA. Input and output buffers end at a
+//! guard page, so a read or write past the last channel of the last pixel faults.
 
+mod common;
+
+use common::guard::Guarded;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sepconv::{
@@ -33,8 +37,8 @@ fn avx2() -> Option<Kernels> {
         return None;
     }
     let k = Kernels::for_isa(Isa::Avx2).expect("AVX2 is available");
-    assert_eq!(k.dw_kernel(1).name, "dwconv3x3_f32_c8_avx2");
-    assert_eq!(k.dw_kernel(2).name, "dwconv3x3s2_f32_c8_avx2");
+    assert_eq!(k.dw_kernel(1).name, "dwconv3x3_f32_c16_avx2");
+    assert_eq!(k.dw_kernel(2).name, "dwconv3x3s2_f32_c16_avx2");
     Some(k)
 }
 
@@ -138,9 +142,15 @@ fn check(k: Kernels, case: Case, seed: u64, poison: bool) -> Vec<f32> {
         row: w * ip,
         batch: h * w * ip,
     };
-    // Exactly as long as the view needs: the last channel of the last pixel ends the buffer.
-    let mut xs =
-        vec![1.0e30f32; (n - 1) * in_strides.batch + (h - 1) * in_strides.row + (w - 1) * ip + c];
+    // Exactly as long as the view needs: the last channel of the last pixel ends the buffer,
+    // right before a guard page.
+    let mut xs = Guarded::from_slice(&vec![
+        1.0e30f32;
+        (n - 1) * in_strides.batch
+            + (h - 1) * in_strides.row
+            + (w - 1) * ip
+            + c
+    ]);
     for (i, v) in x.iter().enumerate() {
         let (p, ch) = (i / c, i % c);
         xs[p * ip + ch] = *v;
@@ -170,10 +180,13 @@ fn check(k: Kernels, case: Case, seed: u64, poison: bool) -> Vec<f32> {
         batch: oh * ow * op,
     };
     let sentinel = -7.25f32;
-    let mut ys = vec![
+    let mut ys = Guarded::from_slice(&vec![
         sentinel;
-        (n - 1) * out_strides.batch + (oh - 1) * out_strides.row + (ow - 1) * op + c
-    ];
+        (n - 1) * out_strides.batch
+            + (oh - 1) * out_strides.row
+            + (ow - 1) * op
+            + c
+    ]);
     let mut output =
         TensorViewMut::with_strides(&mut ys, Shape::new(n, oh, ow, c), out_strides).unwrap();
     kk.depthwise3x3(&input, &packed, &params, &mut output)
@@ -376,6 +389,29 @@ fn mobilenet_sized_rows() {
             let mut case = Case::new(h, w, c, stride, Padding::Same);
             case.activation = Activation::Relu6;
             check(k, case, seed, false);
+        }
+    }
+}
+
+#[test]
+fn power_of_two_pixel_strides_pick_small_groups() {
+    let Some(k) = avx2() else { return };
+    // Pixel strides of 2 and 4 KiB make the kernel switch to groups of 2 output pixels; run
+    // that path with channel tails, borders and both strides.
+    let mut seed = 10_000;
+    for pixel in [512, 1024] {
+        for &c in &[5, 8, 13, 16, 21, 37] {
+            for &w in &[1, 2, 3, 5, 7, 9] {
+                for stride in [1, 2] {
+                    for padding in paddings() {
+                        seed += 1;
+                        let mut case = Case::new(3, w, c, stride, padding);
+                        case.in_gap = pixel - c;
+                        case.activation = ACTIVATIONS[seed as usize % 4];
+                        check(k, case, seed, false);
+                    }
+                }
+            }
         }
     }
 }

@@ -175,7 +175,11 @@ pub(crate) fn pack_depthwise(
     check_bias(bias, channels)?;
     let tiles = channels.div_ceil(c_tile);
     let mut data = AlignedBuf::zeroed(checked_mul("packed weights", &[tiles, 10, c_tile])?);
-    for (t, tile) in data.as_mut_slice().chunks_exact_mut(10 * c_tile).enumerate() {
+    for (t, tile) in data
+        .as_mut_slice()
+        .chunks_exact_mut(10 * c_tile)
+        .enumerate()
+    {
         for j in 0..c_tile {
             let c = t * c_tile + j;
             if c >= channels {

@@ -1,1 +1,3 @@
 //! AArch64 GEMM micro-kernels.
+
+pub mod neon;

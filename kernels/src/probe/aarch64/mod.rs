@@ -1,0 +1,3 @@
+//! AArch64 probe loops.
+
+pub mod neon;

@@ -1,0 +1,92 @@
+//! Edges of the AVX-512 kernels that the all-ISA tests (ops_vs_reference) reach only by chance:
+//! every row count of the 7x32 GEMM tile with every column-mask shape and a depth past KC (the
+//! accumulate-from-C path with masked loads), and every channel tail of the c16 depthwise kernels
+//! with interior lengths around the 4-output unroll. Through the public API on guard-paged buffers,
+//! against the f64 reference. Runs under the emulator (scripts/test-avx512.sh); SKIP elsewhere.
+
+mod common;
+
+use common::cases::{self, Case};
+use sepconv::{Activation, Isa, Kernels, Padding, WeightLayout};
+
+const ACTIVATIONS: [Activation; 4] = [
+    Activation::None,
+    Activation::Relu,
+    Activation::Relu6,
+    Activation::Clamp {
+        min: -0.25,
+        max: 0.5,
+    },
+];
+
+/// m = 1..=7 (each tile instance) and 7 + m (a full tile then an edge tile); n around 16 and 32
+/// (one or two vectors, full or masked); k around the 8-step unroll and past KC.
+fn gemm_tiles(k: Kernels) {
+    let g = k.gemm_kernel();
+    assert_eq!((g.name, g.mr, g.nr), ("gemm_f32_7x32_avx512", 7, 32));
+    let kc = g.blocking.kc;
+    let mut i = 0;
+    for m in (1..=7).chain([8, 11, 14]) {
+        for n in [1, 5, 15, 16, 17, 31, 32, 33] {
+            for depth in [1, 7, 8, 9, 17, kc + 9] {
+                if depth > kc && !(m == 7 || m == 11) {
+                    continue;
+                }
+                i += 1;
+                let case = Case {
+                    act: ACTIVATIONS[i % 4],
+                    in_gap: i % 3,
+                    out_gap: i % 2,
+                    bias: i % 5 != 0,
+                    layout: if i % 2 == 0 {
+                        WeightLayout::Hwio
+                    } else {
+                        WeightLayout::Oihw
+                    },
+                    seed: i as u64,
+                    ..Case::new(1, 1, m, depth, n)
+                };
+                cases::pointwise(k, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            }
+        }
+    }
+}
+
+/// Every channel count 1..=33 (each tail mask, one and two blocks) at both strides, with widths
+/// giving interiors of 0..=5 outputs and 8 (the 4-output unroll and its remainders).
+fn dw_tails(k: Kernels) {
+    assert_eq!(k.dw_kernel(1).name, "dwconv3x3_f32_c16_avx512");
+    assert_eq!(k.dw_kernel(2).name, "dwconv3x3s2_f32_c16_avx512");
+    let mut i = 0;
+    for c in 1..=33 {
+        for stride in [1, 2] {
+            for w in [1, 3, 4, 6, 7, 10, 13] {
+                i += 1;
+                let case = Case {
+                    stride,
+                    padding: if i % 3 == 0 {
+                        Padding::Valid
+                    } else {
+                        Padding::Same
+                    },
+                    act: ACTIVATIONS[i % 4],
+                    in_gap: i % 2,
+                    out_gap: (i / 2) % 2,
+                    seed: i as u64,
+                    ..Case::new(1, 3, w, c, c)
+                };
+                cases::depthwise(k, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_f32_7x32_edge_tiles_avx512() {
+    common::run_isa(Isa::Avx512, gemm_tiles);
+}
+
+#[test]
+fn dwconv3x3_c16_channel_tails_avx512() {
+    common::run_isa(Isa::Avx512, dw_tails);
+}
