@@ -4,31 +4,40 @@
 # ../shared/tools/avx512-emu/avx512-run (see its README). About 150x slower than native.
 #
 # What runs, each binary in its own emulator boot, with SEPCONV_REQUIRE_ISAS=avx512 (an AVX-512
-# test that would SKIP fails instead) and PROPTEST_CASES=4:
+# test that would SKIP fails instead) and PROPTEST_CASES=16:
 #   * every kernels test binary that has tests named `*avx512*`, filtered to them: today
 #     ops_vs_reference (every operator and every registered AVX-512 kernel against the f64
 #     reference on guard-paged buffers: proptest, tile edges of the GEMM and depthwise kernels,
-#     NaN/Inf, thread counts);
+#     NaN/Inf, thread counts; 11 tests) and avx512_kernels (every GEMM edge-tile shape and every
+#     depthwise channel tail; 2 tests);
 #   * api_errors and dispatch_env whole (error paths, packed weights across ISAs, SEPCONV_ISA
 #     forcing avx512 in a child process).
 # Fails when a binary fails, prints SKIP, or runs no test.
 # Left out, for time: the portable and avx2 tests (they run natively in CI), the lib unit tests,
 # doctests and benches, and large proptest case counts (native runs use 300-1500 per op).
 #
-# Runtime on the 2-core Zen3 (shared): about 2 min to build from a warm registry, then about
-# 8 min of emulation (ops_vs_reference about 7.5 min, the other two about 30 s each).
+# Runtime on the 2-core Zen3 (shared): about 7 min of emulation (ops_vs_reference about 5.5 min,
+# most of it gemm_tile_edges; api_errors, dispatch_env and avx512_kernels about 30 s each, mostly
+# boot), plus the build (about 40 s incremental, about 2 min from a warm registry).
 #
 #   scripts/test-avx512.sh
 #   AVX512_RUN=/path/to/avx512-run  PROPTEST_CASES=n  AVX512_TIMEOUT=sec   (overrides)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-run="${AVX512_RUN:-../shared/tools/avx512-emu/avx512-run}"
-if [ ! -x "$run" ]; then
+# The runner sits in the shared tools folder beside the checkout (../shared); a clone elsewhere
+# falls back to the workplace's copy.
+run="${AVX512_RUN:-}"
+if [ -z "$run" ]; then
+  for cand in ../shared/tools/avx512-emu/avx512-run /work/shared/tools/avx512-emu/avx512-run; do
+    if [ -x "$cand" ]; then run="$cand"; break; fi
+  done
+fi
+if [ -z "$run" ] || [ ! -x "$run" ]; then
   echo "test-avx512: emulator runner $run not found (set AVX512_RUN)" >&2
   exit 1
 fi
-cases="${PROPTEST_CASES:-4}"
+cases="${PROPTEST_CASES:-16}"
 timeout="${AVX512_TIMEOUT:-1500}"
 target=x86_64-unknown-linux-gnu
 start=$(date +%s)

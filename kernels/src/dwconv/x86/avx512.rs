@@ -2,7 +2,7 @@
 //!
 //! Loop order per row: column chunks outside, 16-channel blocks inside, columns innermost. For one
 //! block the bias and the nine taps stay in registers (10 `zmm` of the 32), and the interior
-//! computes [`U`] output pixels per iteration from scratch (no accumulator carried from one
+//! computes `U` (4) output pixels per iteration from scratch (no accumulator carried from one
 //! iteration to the next, so out-of-order execution overlaps iterations and the 9-FMA chain of
 //! each output is hidden). Each input column of the iteration is loaded once (three rows) and feeds
 //! every output of the iteration whose window holds it:

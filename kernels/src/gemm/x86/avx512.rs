@@ -1,12 +1,13 @@
 //! `gemm_f32_7x32_avx512`: the AVX-512F GEMM micro-kernel, a 7 x 32 register tile of C.
 //!
 //! Register plan (32 zmm): 14 accumulators (7 rows x 2 vectors of 16 columns), 2 vectors of the
-//! packed B row, and the A broadcasts, which the compiler folds into the FMAs as embedded
-//! broadcasts (`vfmadd231ps zmm, zmm, [a]{1to16}`). Per step of depth: 2 loads of B, 7 broadcast
-//! loads of A (straight from the A rows at stride `lda`), 14 FMAs. On Skylake-SP / Ice Lake-SP (two
-//! 512-bit FMA ports, 4-cycle latency, 2 loads per cycle) the 14 FMAs take 7 cycles and the 9 loads
-//! 4.5, and 14 independent accumulators cover the 8 FMAs that must be in flight. The tile is the
+//! packed B row, 1 broadcast of A. Per step of depth: 2 loads of B, 7 broadcast loads of A
+//! (`vbroadcastss` straight from the A rows at stride `lda`), 14 FMAs. On Skylake-SP / Ice Lake-SP
+//! (two 512-bit FMA ports, 4-cycle latency, 2 loads per cycle) the 14 FMAs take 7 cycles and the 9
+//! loads 4.5, and 14 independent accumulators cover the 8 FMAs that must be in flight. The depth
+//! loop is unrolled by 8 so its few scalar address updates stay off the FMA ports. The tile is the
 //! XNNPACK `7x16`-class shape widened to two vectors; BLIS' 32x12 (column-major C) is its transpose.
+//! `scripts/mca-avx512.sh` models the loop with llvm-mca.
 //!
 //! Edge tiles use the same body instantiated for fewer rows (`M < 7`, const generic: rows `>= m`
 //! of A and C are never touched) and one vector of columns when `n <= 16`; columns `>= n` of C are
