@@ -36,7 +36,7 @@
 //!
 //! Pixel strides of 2 or 4 KiB (512 or 1024 channels) put all the lines of one group and tile
 //! into one or two of L1's 64 sets; more than 8 per set (its ways) measured up to 2-3x slower, so
-//! [`row`] uses `G` = 2 when that keeps fewer lines per set ([`lines_per_set`]).
+//! `row` uses `G` = 2 when that keeps fewer lines per set (`lines_per_set`).
 //!
 //! # Borders and tails
 //!
