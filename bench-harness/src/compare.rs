@@ -1,0 +1,289 @@
+//! `sepconv-bench compare NEW.json BASELINE.json`: the CI regression check.
+//!
+//! Rows are matched by `id` and `threads`. Each side's *efficiency* (GFLOP/s divided by the FMA
+//! peak measured in the same run) is compared, which cancels most machine drift (a slower machine
+//! lowers both). Both the peak and the rate are best-of measurements (the fastest timing sample,
+//! `best_efficiency`): interference from other processes only ever adds time, so the fastest
+//! sample is the most repeatable number on a shared machine. A row regresses when its
+//! efficiency dropped by more than the threshold (default 15%). Rows only in one file are listed, not failed (a machine without an
+//! ISA has no rows for it); no matched row at all fails.
+
+#![forbid(unsafe_code)]
+
+use std::fmt::Write;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The fields `compare` reads from a results.json (others are ignored, so older and newer
+/// files with extra fields still compare).
+#[derive(Clone, Debug, Deserialize)]
+pub struct CompareFile {
+    /// Schema version of the file.
+    pub schema_version: u32,
+    /// The rows.
+    pub rows: Vec<CompareRow>,
+}
+
+/// One row as `compare` reads it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CompareRow {
+    /// Bench id.
+    pub id: String,
+    /// Threads.
+    pub threads: usize,
+    /// Median GFLOP/s.
+    pub gflops: f64,
+    /// Median GFLOP/s / peak of the same run.
+    pub efficiency: f64,
+    /// Best-sample GFLOP/s.
+    #[serde(default)]
+    pub best_gflops: Option<f64>,
+    /// Best-sample GFLOP/s / peak of the same run: what is compared (the median's efficiency
+    /// where a file lacks it).
+    #[serde(default)]
+    pub best_efficiency: Option<f64>,
+}
+
+impl CompareRow {
+    fn eff(&self) -> f64 {
+        self.best_efficiency.unwrap_or(self.efficiency)
+    }
+
+    fn rate(&self) -> f64 {
+        self.best_gflops.unwrap_or(self.gflops)
+    }
+}
+
+impl CompareFile {
+    /// Reads a results.json.
+    pub fn load(path: &Path) -> Result<CompareFile, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// One matched row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matched {
+    /// Bench id.
+    pub id: String,
+    /// Threads.
+    pub threads: usize,
+    /// Baseline efficiency (best sample / peak).
+    pub base: f64,
+    /// New efficiency.
+    pub new: f64,
+    /// Baseline and new GFLOP/s.
+    pub gflops: (f64, f64),
+    /// `new / base - 1`.
+    pub change: f64,
+    /// `change < -threshold`.
+    pub regressed: bool,
+}
+
+/// The outcome of a comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    /// The threshold used (0.15 = 15%).
+    pub threshold: f64,
+    /// Rows in both files.
+    pub matched: Vec<Matched>,
+    /// Ids only in the new file.
+    pub only_new: Vec<String>,
+    /// Ids only in the baseline.
+    pub only_base: Vec<String>,
+}
+
+/// Compares `new` against `base`.
+pub fn compare(new: &CompareFile, base: &CompareFile, threshold: f64) -> Comparison {
+    let key = |r: &CompareRow| (r.id.clone(), r.threads);
+    let mut matched = Vec::new();
+    let mut only_new = Vec::new();
+    for n in &new.rows {
+        match base.rows.iter().find(|b| key(b) == key(n)) {
+            Some(b) => {
+                let change = if b.eff() > 0.0 {
+                    n.eff() / b.eff() - 1.0
+                } else {
+                    0.0
+                };
+                matched.push(Matched {
+                    id: n.id.clone(),
+                    threads: n.threads,
+                    base: b.eff(),
+                    new: n.eff(),
+                    gflops: (b.rate(), n.rate()),
+                    change,
+                    regressed: change < -threshold,
+                });
+            }
+            None => only_new.push(format!("{} (x{})", n.id, n.threads)),
+        }
+    }
+    let only_base = base
+        .rows
+        .iter()
+        .filter(|b| !new.rows.iter().any(|n| key(n) == key(b)))
+        .map(|b| format!("{} (x{})", b.id, b.threads))
+        .collect();
+    Comparison {
+        threshold,
+        matched,
+        only_new,
+        only_base,
+    }
+}
+
+impl Comparison {
+    /// Rows that regressed.
+    pub fn regressions(&self) -> Vec<&Matched> {
+        self.matched.iter().filter(|m| m.regressed).collect()
+    }
+
+    /// Whether CI should fail: a regression, or nothing to compare.
+    pub fn failed(&self) -> bool {
+        self.matched.is_empty() || !self.regressions().is_empty()
+    }
+
+    /// The table and verdict, for the terminal.
+    pub fn report(&self) -> String {
+        let mut s = String::new();
+        let w = self
+            .matched
+            .iter()
+            .map(|m| m.id.len())
+            .max()
+            .unwrap_or(2)
+            .max(2);
+        let _ = writeln!(
+            s,
+            "{:<w$}  {:>3}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}",
+            "id", "thr", "base GF/s", "new GF/s", "base eff", "new eff", "change"
+        );
+        for m in &self.matched {
+            let _ = writeln!(
+                s,
+                "{:<w$}  {:>3}  {:>9.2}  {:>9.2}  {:>7.1}%  {:>7.1}%  {:>+7.1}%{}",
+                m.id,
+                m.threads,
+                m.gflops.0,
+                m.gflops.1,
+                100.0 * m.base,
+                100.0 * m.new,
+                100.0 * m.change,
+                if m.regressed { "  REGRESSED" } else { "" }
+            );
+        }
+        if !self.only_new.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nnew rows (not in the baseline): {}",
+                self.only_new.len()
+            );
+            for id in &self.only_new {
+                let _ = writeln!(s, "  {id}");
+            }
+        }
+        if !self.only_base.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nbaseline rows not measured now: {}",
+                self.only_base.len()
+            );
+            for id in &self.only_base {
+                let _ = writeln!(s, "  {id}");
+            }
+        }
+        let reg = self.regressions();
+        let _ = writeln!(
+            s,
+            "\n{} rows compared, {} regressed by more than {:.0}% in efficiency (GFLOP/s / measured peak){}",
+            self.matched.len(),
+            reg.len(),
+            100.0 * self.threshold,
+            if self.matched.is_empty() {
+                ": FAIL (nothing matched)"
+            } else if reg.is_empty() {
+                ": OK"
+            } else {
+                ": FAIL"
+            }
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(rows: &[(&str, f64)]) -> CompareFile {
+        CompareFile {
+            schema_version: 1,
+            rows: rows
+                .iter()
+                .map(|&(id, eff)| CompareRow {
+                    id: id.to_string(),
+                    threads: 1,
+                    gflops: eff * 50.0,
+                    efficiency: eff / 2.0,
+                    best_gflops: Some(eff * 100.0),
+                    best_efficiency: Some(eff),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn identical_results_pass() {
+        let a = file(&[
+            ("layer.pointwise/avx2/x", 0.8),
+            ("layer.dwconv3x3/avx2/y", 0.3),
+        ]);
+        let c = compare(&a, &a, 0.15);
+        assert!(!c.failed(), "{}", c.report());
+        assert_eq!(c.matched.len(), 2);
+        assert!(c.report().contains(": OK"));
+    }
+
+    #[test]
+    fn a_slower_row_fails() {
+        let base = file(&[
+            ("layer.pointwise/avx2/x", 0.8),
+            ("layer.dwconv3x3/avx2/y", 0.3),
+        ]);
+        let new = file(&[
+            ("layer.pointwise/avx2/x", 0.8),
+            ("layer.dwconv3x3/avx2/y", 0.2),
+        ]);
+        let c = compare(&new, &base, 0.15);
+        assert!(c.failed());
+        assert_eq!(c.regressions().len(), 1);
+        assert_eq!(c.regressions()[0].id, "layer.dwconv3x3/avx2/y");
+        assert!(c.report().contains("REGRESSED"));
+        // A looser threshold lets the same drop (33%) pass.
+        assert!(!compare(&new, &base, 0.4).failed());
+    }
+
+    #[test]
+    fn faster_and_unmatched_rows_do_not_fail() {
+        let base = file(&[("a", 0.5), ("gone", 0.5)]);
+        let new = file(&[("a", 0.9), ("added", 0.1)]);
+        let c = compare(&new, &base, 0.15);
+        assert!(!c.failed());
+        assert_eq!(c.only_new, vec!["added (x1)"]);
+        assert_eq!(c.only_base, vec!["gone (x1)"]);
+        // Nothing in common: fail.
+        assert!(compare(&file(&[("b", 0.5)]), &base, 0.15).failed());
+    }
+
+    #[test]
+    fn rows_with_other_thread_counts_do_not_match() {
+        let base = file(&[("a", 0.5)]);
+        let mut new = file(&[("a", 0.1)]);
+        new.rows[0].threads = 2;
+        let c = compare(&new, &base, 0.15);
+        assert!(c.matched.is_empty() && c.failed());
+    }
+}
