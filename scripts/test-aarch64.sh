@@ -35,3 +35,10 @@ echo "== aarch64: clippy"
 /usr/bin/cargo clippy --workspace --all-targets --target aarch64-unknown-linux-gnu -- -D warnings
 echo "== aarch64: tests under qemu-aarch64 (SEPCONV_REQUIRE_ISAS=$SEPCONV_REQUIRE_ISAS, PROPTEST_CASES=$PROPTEST_CASES)"
 /usr/bin/cargo test --workspace --release --target aarch64-unknown-linux-gnu "$@"
+
+echo "== aarch64: the benchmark report under qemu (proves the harness runs there; it marks itself EMULATED)"
+# A few layers with tiny time budgets: emulated times mean nothing, the point is that it runs.
+SEPCONV_EMULATOR=qemu-aarch64 /usr/bin/cargo run --release --target aarch64-unknown-linux-gnu -q \
+  -p sepconv-bench -- report --ci --budget-ms 5 --probe-ms 20 --rounds 1 r224_dw1 \
+  --out "$CARGO_TARGET_DIR/bench-emulated"
+grep -q "EMULATED RUN" "$CARGO_TARGET_DIR/bench-emulated/roofline.md"

@@ -97,7 +97,12 @@ pub fn roofline_svg(r: &Results) -> Result<String, String> {
         let root = SVGBackend::with_string(&mut svg, (1280, 860)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| format!("{e:?}"))?;
         let caption = format!(
-            "Roofline: {} ({} thread{}), {} ceilings, {}",
+            "{}Roofline: {} ({} thread{}), {} ceilings, {}",
+            if r.machine.emulated.is_some() {
+                "EMULATED, NOT SPEEDS — "
+            } else {
+                ""
+            },
             r.machine.cpu_model,
             threads,
             if threads == 1 { "" } else { "s" },

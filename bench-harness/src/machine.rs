@@ -41,6 +41,27 @@ pub struct Machine {
     pub caches: Vec<Cache>,
     /// ISAs sepconv can run here.
     pub isas: Vec<String>,
+    /// Set when this process runs under an instruction-set emulator (e.g. qemu-user): its times
+    /// measure the emulator, not a CPU, and reports say so instead of presenting them as speeds.
+    #[serde(default)]
+    pub emulated: Option<String>,
+}
+
+/// Why this process looks emulated, if it does: `SEPCONV_EMULATOR` names the emulator (the test
+/// scripts set it), or an Arm binary sees an x86 `/proc/cpuinfo` (qemu-user passes the host's).
+fn detect_emulation(cpuinfo: &str) -> Option<String> {
+    if let Ok(e) = std::env::var("SEPCONV_EMULATOR") {
+        if !e.trim().is_empty() {
+            return Some(e.trim().to_string());
+        }
+    }
+    let x86_host = cpuinfo.lines().any(|l| l.starts_with("vendor_id"));
+    (std::env::consts::ARCH != "x86_64" && x86_host).then(|| {
+        format!(
+            "{} user-mode emulation on an x86 host",
+            std::env::consts::ARCH
+        )
+    })
 }
 
 /// Flags worth reporting.
@@ -107,6 +128,7 @@ impl Machine {
                 .iter()
                 .map(|i| i.name().to_string())
                 .collect(),
+            emulated: detect_emulation(&cpuinfo),
         }
     }
 
@@ -165,13 +187,29 @@ impl Machine {
             })
             .collect();
         format!(
-            "{} ({} logical CPUs{}; {}; features: {})",
+            "{} ({} logical CPUs{}; {}; features: {}){}",
             self.cpu_model,
             self.logical_cpus,
             if self.hypervisor { ", virtualised" } else { "" },
             caches.join(", "),
-            self.features.join(" ")
+            self.features.join(" "),
+            self.emulated
+                .as_ref()
+                .map(|e| format!(" — EMULATED ({e})"))
+                .unwrap_or_default()
         )
+    }
+
+    /// A warning to print above any timing from an emulated run, or `None` on real hardware.
+    pub fn emulation_warning(&self) -> Option<String> {
+        self.emulated.as_ref().map(|e| {
+            format!(
+                "EMULATED RUN ({e}): every time, GFLOP/s and % figure below measures the emulator, \
+                 not a CPU. This run only shows that the harness works on {}; it says nothing about \
+                 the speed of the kernels.",
+                self.arch
+            )
+        })
     }
 }
 

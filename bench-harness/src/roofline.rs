@@ -20,7 +20,12 @@ pub fn fmt_time(s: f64) -> String {
 
 /// The header lines every report file starts with.
 pub fn header(r: &Results) -> String {
-    format!(
+    let warning = r
+        .machine
+        .emulation_warning()
+        .map(|w| format!("> **{w}**\n\n"))
+        .unwrap_or_default();
+    warning + &format!(
         "- Machine: {}\n- Run: {} UTC, suite `{}`, {} thread(s), ISAs {}, {} ms per row in {} round(s){}; took {:.0} s\n- Source: `{}`{}; {} ({} build)\n",
         r.machine.summary(),
         r.date,
@@ -160,6 +165,9 @@ pub fn roofline_md(r: &Results) -> String {
 /// The terminal summary: ceilings, then one line per row, then totals per op and ISA.
 pub fn terminal_summary(r: &Results) -> String {
     let mut s = String::new();
+    if let Some(w) = r.machine.emulation_warning() {
+        let _ = writeln!(s, "{w}\n");
+    }
     let _ = writeln!(s, "{}", r.machine.summary());
     let _ = writeln!(s, "\nceilings (GFLOP/s, GB/s):");
     for c in &r.ceilings {

@@ -27,8 +27,22 @@ fn tiny_results() -> Results {
     r
 }
 
+/// The `sepconv-bench` binary as a command; under user-mode emulation the emulator goes in front
+/// (scripts/test-aarch64.sh sets `SEPCONV_TEST_RUNNER=qemu-aarch64`).
+fn bench_cmd() -> Command {
+    let exe = env!("CARGO_BIN_EXE_sepconv-bench");
+    match std::env::var("SEPCONV_TEST_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut c = Command::new(runner);
+            c.arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    }
+}
+
 fn compare(new: &Path, base: &Path, extra: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sepconv-bench"))
+    let out = bench_cmd()
         .arg("compare")
         .arg(new)
         .arg(base)
@@ -75,7 +89,7 @@ fn identical_passes_and_slower_fails() {
 #[test]
 fn report_writes_four_files() {
     let dir = tmp_dir("report");
-    let out = Command::new(env!("CARGO_BIN_EXE_sepconv-bench"))
+    let out = bench_cmd()
         .args([
             "report",
             "--ci",
