@@ -31,6 +31,9 @@
 //! # Ok::<(), sepconv::Error>(())
 //! ```
 
+#[macro_use]
+mod mca;
+
 pub mod activation;
 mod conv3x3;
 pub mod dispatch;

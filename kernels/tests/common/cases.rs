@@ -151,6 +151,14 @@ pub fn hwio_to_oihw(w: &[f32], k2: usize, cin: usize, cout: usize) -> Vec<f32> {
     o
 }
 
+/// HWIO weights `w` as the case's layout asks: unchanged, or reordered to OIHW.
+fn in_layout(layout: WeightLayout, w: &[f32], k2: usize, cin: usize, cout: usize) -> Vec<f32> {
+    match layout {
+        WeightLayout::Hwio => w.to_vec(),
+        WeightLayout::Oihw => hwio_to_oihw(w, k2, cin, cout),
+    }
+}
+
 /// What a run produced, for comparisons across thread counts.
 pub type Output = Vec<f32>;
 
@@ -189,10 +197,7 @@ pub fn depthwise_with(
         .padding(c.padding)
         .activation(c.act);
     let bias = c.bias.then_some(b);
-    let wl = match c.layout {
-        WeightLayout::Hwio => w.to_vec(),
-        WeightLayout::Oihw => hwio_to_oihw(w, 9, 1, c.cin),
-    };
+    let wl = in_layout(c.layout, w, 9, 1, c.cin);
     let packed = k
         .pack_depthwise3x3(&wl, c.layout, bias, c.cin)
         .map_err(|e| e.to_string())?;
@@ -225,10 +230,7 @@ pub fn pointwise(k: Kernels, c: &Case) -> Result<Output, String> {
     let b = random_vec(&mut g, c.cout);
     let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), c.in_gap);
     let bias = c.bias.then_some(&b[..]);
-    let wl = match c.layout {
-        WeightLayout::Hwio => w.clone(),
-        WeightLayout::Oihw => hwio_to_oihw(&w, 1, c.cin, c.cout),
-    };
+    let wl = in_layout(c.layout, &w, 1, c.cin, c.cout);
     let packed = k
         .pack_pointwise(&wl, c.layout, bias, c.cin, c.cout)
         .map_err(|e| e.to_string())?;
@@ -253,10 +255,7 @@ pub fn conv3x3(k: Kernels, c: &Case) -> Result<Output, String> {
         .padding(c.padding)
         .activation(c.act);
     let bias = c.bias.then_some(&b[..]);
-    let wl = match c.layout {
-        WeightLayout::Hwio => w.clone(),
-        WeightLayout::Oihw => hwio_to_oihw(&w, 9, c.cin, c.cout),
-    };
+    let wl = in_layout(c.layout, &w, 9, c.cin, c.cout);
     let packed = k
         .pack_conv3x3(&wl, c.layout, bias, c.cin, c.cout)
         .map_err(|e| e.to_string())?;
@@ -295,10 +294,7 @@ pub fn fully_connected(k: Kernels, c: &Case) -> Result<Output, String> {
     let b = random_vec(&mut g, c.cout);
     let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), 0);
     let bias = c.bias.then_some(&b[..]);
-    let wl = match c.layout {
-        WeightLayout::Hwio => w.clone(),
-        WeightLayout::Oihw => hwio_to_oihw(&w, 1, feats, c.cout),
-    };
+    let wl = in_layout(c.layout, &w, 1, feats, c.cout);
     let packed = k
         .pack_fully_connected(&wl, c.layout, bias, feats, c.cout)
         .map_err(|e| e.to_string())?;

@@ -42,21 +42,6 @@ pub const C_TILE: usize = 4;
 /// Output columns per chunk (see the module docs).
 const CHUNK: usize = 64;
 
-/// Marks a region for `llvm-mca` (see `scripts/mca-neon.sh`); nothing without the `mca-markers`
-/// feature.
-macro_rules! mca {
-    ($s:literal) => {
-        #[cfg(feature = "mca-markers")]
-        // SAFETY: an assembler comment: no instruction, no register or memory effect.
-        unsafe {
-            core::arch::asm!(
-                concat!("# LLVM-MCA-", $s),
-                options(nomem, nostack, preserves_flags)
-            )
-        }
-    };
-}
-
 /// `dwconv3x3_f32_c4_neon`: stride 1.
 pub static DWCONV3X3_F32_C4_NEON: DwKernel = DwKernel {
     name: "dwconv3x3_f32_c4_neon",
@@ -340,14 +325,14 @@ unsafe fn block<const S: usize, const L: usize>(
         // one by one.
         let mut steps = n - 1;
         while steps >= 3 {
-            mca!("BEGIN dwconv3x3_f32_c4_neon");
+            mca_marker!("BEGIN dwconv3x3_f32_c4_neon");
             step!(acc_a, acc_b, acc_c, 0);
             step!(acc_b, acc_c, acc_a, 1);
             step!(acc_c, acc_a, acc_b, 2);
             off += 3 * is;
             oo += 3 * os;
             steps -= 3;
-            mca!("END dwconv3x3_f32_c4_neon");
+            mca_marker!("END dwconv3x3_f32_c4_neon");
         }
         // The offsets after the `n - 1 - steps` steps made, recomputed (as below).
         (off, oo) = ((n - 1 - steps) * is, (n - 1 - steps) * os);
@@ -386,13 +371,13 @@ unsafe fn block<const S: usize, const L: usize>(
         // n - 1 steps: by two, swapping the accumulators' roles, then one.
         let mut steps = n - 1;
         while steps >= 2 {
-            mca!("BEGIN dwconv3x3s2_f32_c4_neon");
+            mca_marker!("BEGIN dwconv3x3s2_f32_c4_neon");
             step!(acc_a, acc_b, 0);
             step!(acc_b, acc_a, 1);
             off += 4 * is;
             oo += 2 * os;
             steps -= 2;
-            mca!("END dwconv3x3s2_f32_c4_neon");
+            mca_marker!("END dwconv3x3s2_f32_c4_neon");
         }
         // The offsets after the `n - 1 - steps` steps made, recomputed (as below).
         (off, oo) = ((n - 1 - steps) * 2 * is, (n - 1 - steps) * os);

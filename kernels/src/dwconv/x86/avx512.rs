@@ -299,21 +299,9 @@ unsafe fn block<const S: usize, const M: bool>(
 fn mca_begin<const S: usize, const M: bool>() {
     if !M {
         if S == 1 {
-            // SAFETY: an assembler comment; no instructions, registers or memory involved.
-            unsafe {
-                core::arch::asm!(
-                    "# LLVM-MCA-BEGIN dwconv3x3_f32_c16_avx512",
-                    options(nomem, nostack, preserves_flags)
-                )
-            };
+            mca_marker!("BEGIN dwconv3x3_f32_c16_avx512");
         } else {
-            // SAFETY: an assembler comment; no instructions, registers or memory involved.
-            unsafe {
-                core::arch::asm!(
-                    "# LLVM-MCA-BEGIN dwconv3x3s2_f32_c16_avx512",
-                    options(nomem, nostack, preserves_flags)
-                )
-            };
+            mca_marker!("BEGIN dwconv3x3s2_f32_c16_avx512");
         }
     }
 }
@@ -324,21 +312,9 @@ fn mca_begin<const S: usize, const M: bool>() {
 fn mca_end<const S: usize, const M: bool>() {
     if !M {
         if S == 1 {
-            // SAFETY: an assembler comment; no instructions, registers or memory involved.
-            unsafe {
-                core::arch::asm!(
-                    "# LLVM-MCA-END dwconv3x3_f32_c16_avx512",
-                    options(nomem, nostack, preserves_flags)
-                )
-            };
+            mca_marker!("END dwconv3x3_f32_c16_avx512");
         } else {
-            // SAFETY: an assembler comment; no instructions, registers or memory involved.
-            unsafe {
-                core::arch::asm!(
-                    "# LLVM-MCA-END dwconv3x3s2_f32_c16_avx512",
-                    options(nomem, nostack, preserves_flags)
-                )
-            };
+            mca_marker!("END dwconv3x3s2_f32_c16_avx512");
         }
     }
 }

@@ -31,21 +31,6 @@ const MR: usize = 6;
 /// Register tile columns (three q vectors).
 const NR: usize = 12;
 
-/// Marks a region for `llvm-mca` (see `scripts/mca-neon.sh`); nothing without the `mca-markers`
-/// feature.
-macro_rules! mca {
-    ($s:literal) => {
-        #[cfg(feature = "mca-markers")]
-        // SAFETY: an assembler comment: no instruction, no register or memory effect.
-        unsafe {
-            core::arch::asm!(
-                concat!("# LLVM-MCA-", $s),
-                options(nomem, nostack, preserves_flags)
-            )
-        }
-    };
-}
-
 /// `gemm_f32_6x12_neon`, the production GEMM micro-kernel on AArch64.
 ///
 /// Blocking for a Neoverse N1 / Cortex-A76-class core (L1d 64 KiB, L2 1 MiB per core): a
@@ -211,7 +196,7 @@ unsafe fn tile<const M: usize, const NV: usize>(t: &GemmTile) {
     // The depth loop, 4 steps per iteration: one A vector per row feeds 4 steps by lane.
     let mut p = 0;
     while p + 4 <= k {
-        mca!("BEGIN gemm_f32_6x12_neon");
+        mca_marker!("BEGIN gemm_f32_6x12_neon");
         let mut av = [vdupq_n_f32(0.0); M];
         for (av, &ai) in av.iter_mut().zip(a.iter()) {
             // SAFETY: row `i < m` of A is readable for `k` floats and `p + 4 <= k`.
@@ -221,7 +206,7 @@ unsafe fn tile<const M: usize, const NV: usize>(t: &GemmTile) {
         step!(av, p + 1, 1);
         step!(av, p + 2, 2);
         step!(av, p + 3, 3);
-        mca!("END gemm_f32_6x12_neon");
+        mca_marker!("END gemm_f32_6x12_neon");
         p += 4;
     }
     // The last `k % 4` steps: A loaded one float at a time (into every lane).

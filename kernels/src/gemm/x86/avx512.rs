@@ -171,13 +171,7 @@ unsafe fn tile<const M: usize, const NV: usize, const CH: usize>(t: &GemmTile) {
         // The inner loop, for llvm-mca (scripts/mca-avx512.sh): one iteration of the full tile.
         #[cfg(feature = "mca-markers")]
         if M == MR && NV == 2 {
-            // SAFETY: an assembler comment; no instructions, registers or memory involved.
-            unsafe {
-                core::arch::asm!(
-                    "# LLVM-MCA-BEGIN gemm_f32_7x32_avx512",
-                    options(nomem, nostack, preserves_flags)
-                )
-            };
+            mca_marker!("BEGIN gemm_f32_7x32_avx512");
         }
         // Unrolled by 8: the few scalar address updates per iteration share ports with the FMAs.
         match CH {
@@ -204,13 +198,7 @@ unsafe fn tile<const M: usize, const NV: usize, const CH: usize>(t: &GemmTile) {
         p += 8;
         #[cfg(feature = "mca-markers")]
         if M == MR && NV == 2 {
-            // SAFETY: an assembler comment; no instructions, registers or memory involved.
-            unsafe {
-                core::arch::asm!(
-                    "# LLVM-MCA-END gemm_f32_7x32_avx512",
-                    options(nomem, nostack, preserves_flags)
-                )
-            };
+            mca_marker!("END gemm_f32_7x32_avx512");
         }
     }
     while p < k {
