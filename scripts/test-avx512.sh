@@ -54,13 +54,17 @@ bins=$(cargo test --release --target "$target" -p sepconv --tests --no-run --mes
 
 failed=0
 ran=0
+ran_bins=""
 logdir=$(mktemp -d)
 while read -r name exe; do
   case "$name" in
     api_errors | dispatch_env) filter=() ;;
     *)
       # Only binaries with AVX-512 tests are worth a boot.
-      if ! "$exe" --list --format terse 2>/dev/null | grep -q 'avx512.*: test$'; then
+      # (The list is captured first: under `pipefail`, `grep -q` quitting at its first match
+      # could SIGPIPE the lister and silently drop a binary.)
+      list=$("$exe" --list --format terse 2>/dev/null) || { echo "test-avx512: cannot list $name" >&2; exit 1; }
+      if ! grep -q 'avx512.*: test$' <<<"$list"; then
         continue
       fi
       filter=(avx512)
@@ -85,10 +89,18 @@ while read -r name exe; do
     failed=1
   else
     ran=$((ran + passed))
+    ran_bins="$ran_bins $name"
   fi
   echo "== avx512: $name done in $(($(date +%s) - t0))s"
 done <<<"$bins"
 rm -rf "$logdir"
+# The binaries that hold the AVX-512 tests must all have run.
+for want in avx512_kernels ops_vs_reference api_errors dispatch_env; do
+  case " $ran_bins " in
+    *" $want "*) ;;
+    *) echo "test-avx512: $want did not run" >&2; failed=1 ;;
+  esac
+done
 
 if [ "$failed" -ne 0 ]; then
   echo "== avx512: FAILED after $(($(date +%s) - start))s" >&2

@@ -29,7 +29,7 @@ fn production_gemm(isa: Isa) -> Option<&'static GemmKernel> {
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => Some(&gemm::aarch64::neon::GEMM_F32_6X12_NEON),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Some(&gemm::x86::avx512::GEMM_F32_7X32_AVX512),
+        Isa::Avx512 => Some(&gemm::x86::avx512::GEMM_F32_14X16_AVX512),
         _ => None,
     }
 }

@@ -19,7 +19,7 @@ pub static GEMM_KERNELS: &[&GemmKernel] = &[
     #[cfg(target_arch = "aarch64")]
     &gemm::aarch64::neon::GEMM_F32_6X12_NEON,
     #[cfg(target_arch = "x86_64")]
-    &gemm::x86::avx512::GEMM_F32_7X32_AVX512,
+    &gemm::x86::avx512::GEMM_F32_14X16_AVX512,
 ];
 
 /// All depthwise 3x3 row kernels (both strides).

@@ -1,5 +1,5 @@
 //! Edges of the AVX-512 kernels that the all-ISA tests (ops_vs_reference) reach only by chance:
-//! every row count of the 7x32 GEMM tile with every column-mask shape and a depth past KC (the
+//! every row count of the 14x16 GEMM tile with every column-mask shape and a depth past KC (the
 //! accumulate-from-C path with masked loads), and every channel tail of the c16 depthwise kernels
 //! with interior lengths around the 4-output unroll. Through the public API on guard-paged buffers,
 //! against the f64 reference. Runs under the emulator (scripts/test-avx512.sh); SKIP elsewhere.
@@ -19,17 +19,17 @@ const ACTIVATIONS: [Activation; 4] = [
     },
 ];
 
-/// m = 1..=7 (each tile instance) and 7 + m (a full tile then an edge tile); n around 16 and 32
-/// (one or two vectors, full or masked); k around the 8-step unroll and past KC.
+/// m = 1..=14 (each tile instance) and 14 + m (a full tile then an edge tile); n around 16
+/// (one or two panels, full or masked); k around the 8-step unroll and past KC.
 fn gemm_tiles(k: Kernels) {
     let g = k.gemm_kernel();
-    assert_eq!((g.name, g.mr, g.nr), ("gemm_f32_7x32_avx512", 7, 32));
+    assert_eq!((g.name, g.mr, g.nr), ("gemm_f32_14x16_avx512", 14, 16));
     let kc = g.blocking.kc;
     let mut i = 0;
-    for m in (1..=7).chain([8, 11, 14]) {
-        for n in [1, 5, 15, 16, 17, 31, 32, 33] {
+    for m in (1..=14).chain([15, 22, 28]) {
+        for n in [1, 5, 15, 16, 17, 33] {
             for depth in [1, 7, 8, 9, 17, kc + 9] {
-                if depth > kc && !(m == 7 || m == 11) {
+                if depth > kc && !(m == 14 || m == 22 || m == 3) {
                     continue;
                 }
                 i += 1;
@@ -82,7 +82,7 @@ fn dw_tails(k: Kernels) {
 }
 
 #[test]
-fn gemm_f32_7x32_edge_tiles_avx512() {
+fn gemm_f32_14x16_edge_tiles_avx512() {
     common::run_isa(Isa::Avx512, gemm_tiles);
 }
 
