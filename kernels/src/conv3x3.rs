@@ -7,7 +7,7 @@ use crate::dwconv::expect;
 use crate::error::Result;
 use crate::gemm::{gemm, GemmShape};
 use crate::pack::{pack_conv3x3, ConvWeights, WeightLayout};
-use crate::params::Conv3x3Params;
+use crate::params::{Conv3x3Params, Geometry};
 use crate::tensor::{TensorView, TensorViewMut};
 use crate::threading::{run_parts, split_at_offsets, split_even};
 use crate::Kernels;
@@ -82,8 +82,6 @@ impl Kernels {
             .map(|b| it.by_ref().take(b.len()).collect())
             .collect();
 
-        // Pixels packed back to back: a window row is one contiguous copy.
-        let dense = input.strides.pixel == i.c;
         run_parts(self.threads, parts, |part| {
             IM2COL.with(|buf| {
                 let mut buf = buf.borrow_mut();
@@ -94,33 +92,8 @@ impl Kernels {
                     }
                     // im2col: row (y, x) of A holds the 3x3xCin window, zeros in the padding.
                     for r in 0..rows {
-                        for ox in 0..o.w {
-                            let dst = &mut buf[(r * o.w + ox) * depth..][..depth];
-                            let ix0 = (ox * g.stride).wrapping_sub(g.pad_left);
-                            // The three columns of the window lie side by side in the input row.
-                            let whole_row = dense && ix0 < i.w && ix0 + 2 < i.w;
-                            for ky in 0..3 {
-                                let iy = ((y0 + r) * g.stride + ky).wrapping_sub(g.pad_top);
-                                if whole_row && iy < i.h {
-                                    copy_window_row(
-                                        &mut dst[ky * 3 * i.c..][..3 * i.c],
-                                        &input.data[input.offset(n, iy, ix0)..][..3 * i.c],
-                                    );
-                                    continue;
-                                }
-                                for kx in 0..3 {
-                                    let ix = (ox * g.stride + kx).wrapping_sub(g.pad_left);
-                                    let d = &mut dst[(ky * 3 + kx) * i.c..][..i.c];
-                                    if iy < i.h && ix < i.w {
-                                        d.copy_from_slice(
-                                            &input.data[input.offset(n, iy, ix)..][..i.c],
-                                        );
-                                    } else {
-                                        d.fill(0.0);
-                                    }
-                                }
-                            }
-                        }
+                        let dst = &mut buf[r * o.w * depth..][..o.w * depth];
+                        im2col_row(input, &g, n, y0 + r, dst);
                     }
                     let shape = GemmShape {
                         m,
@@ -144,17 +117,60 @@ impl Kernels {
     }
 }
 
-/// Copies one row of a 3x3 window (`3 * cin` floats). The stem's `cin = 3` gets a fixed-size
-/// copy the compiler inlines as two vector moves (a `memcpy` call per 36 bytes cost more than
-/// the GEMM that follows).
-#[inline]
-fn copy_window_row(dst: &mut [f32], src: &[f32]) {
-    if let (Ok(d), Ok(s)) = (
-        <&mut [f32; 9]>::try_from(&mut *dst),
-        <&[f32; 9]>::try_from(src),
-    ) {
-        *d = *s;
+/// im2col of output row `oy` of image `n`: `dst` holds `out_w` rows of `9 * cin` floats, row `ox`
+/// the 3x3 window of output pixel `ox` in `(ky, kx, c)` order, zeros where it reads padding.
+///
+/// Per kernel row `ky`, the output columns whose three input columns are all inside the image
+/// form one interior range; there, when pixels are packed (`pixel stride == cin`), each window row
+/// is one contiguous copy of `3 * cin` floats (a fixed-size copy for the stem's `cin = 3`).
+/// Everything else (left/right border, rows in the top/bottom padding, strided pixels) goes
+/// column by column.
+fn im2col_row(input: &TensorView<'_>, g: &Geometry, n: usize, oy: usize, dst: &mut [f32]) {
+    let (c, w, s) = (input.shape.c, input.shape.w, g.stride);
+    let depth = 9 * c;
+    let seg = 3 * c;
+    // Output columns `lo .. hi` read input columns `ox * s - pad_left + 0..3`, all in `0 .. w`.
+    let lo = g.pad_left.div_ceil(s).min(g.out_w);
+    let hi = if w + g.pad_left >= 3 {
+        ((w + g.pad_left - 3) / s + 1).clamp(lo, g.out_w)
     } else {
-        dst.copy_from_slice(src);
+        lo
+    };
+    let dense = input.strides.pixel == c;
+    for ky in 0..3 {
+        let iy = (oy * s + ky).wrapping_sub(g.pad_top);
+        let windows = dst
+            .chunks_exact_mut(depth)
+            .map(|d| &mut d[ky * seg..][..seg]);
+        if iy >= input.shape.h {
+            windows.for_each(|d| d.fill(0.0));
+            continue;
+        }
+        let row = &input.data[input.offset(n, iy, 0)..];
+        let interior = if dense { lo..hi } else { 0..0 };
+        if seg == 9 {
+            for ox in interior.clone() {
+                let src: &[f32; 9] = row[(ox * s - g.pad_left) * c..][..9].try_into().unwrap();
+                let d: &mut [f32; 9] = (&mut dst[ox * depth + ky * 9..][..9]).try_into().unwrap();
+                *d = *src;
+            }
+        } else {
+            for ox in interior.clone() {
+                dst[ox * depth + ky * seg..][..seg]
+                    .copy_from_slice(&row[(ox * s - g.pad_left) * c..][..seg]);
+            }
+        }
+        for ox in (0..g.out_w).filter(|ox| !interior.contains(ox)) {
+            let ix0 = (ox * s).wrapping_sub(g.pad_left);
+            let d = &mut dst[ox * depth + ky * seg..][..seg];
+            for (kx, d) in d.chunks_exact_mut(c).enumerate() {
+                let ix = ix0.wrapping_add(kx);
+                if ix < w {
+                    d.copy_from_slice(&row[ix * input.strides.pixel..][..c]);
+                } else {
+                    d.fill(0.0);
+                }
+            }
+        }
     }
 }

@@ -1,11 +1,14 @@
-//! AVX2+FMA depthwise 3x3 row kernels, stride 1 and stride 2, channel tile 16 (two `ymm`).
+//! AVX2+FMA depthwise 3x3 kernels, stride 1 and stride 2, channel tile 16 (two `ymm`).
 //!
 //! # Loop order
 //!
-//! One call computes one output row. The row is cut into groups of `G` consecutive output pixels
-//! (`G` = 4, or 2 for power-of-two pixel strides, below); for each group the kernel walks every
-//! 16-channel tile, and for each tile it keeps the `G x 16` outputs in `2G` `ymm` accumulators
-//! while it sweeps the group's input window one kernel row (`ky`) at a time:
+//! One call computes one output row (`rows_per_call` = 1 at both strides; the contract allows
+//! blocks of rows, and `group_rows` runs them: the registered variant `dwconv3x3_f32_r2c16_avx2`
+//! takes 2). The row is cut into groups of `G` consecutive
+//! output pixels (`G` = 4, or 2 for power-of-two pixel strides at stride 2, below); for each
+//! group the kernel walks every 16-channel tile, and for each tile it keeps the `G x 16` outputs
+//! in `2G` `ymm` accumulators while it sweeps the group's input window one kernel row (`ky`) at
+//! a time:
 //!
 //! ```text
 //!  for group of G outputs (ox .. ox+G):          input columns c0 .. c0 + (G-1)S+3
@@ -19,8 +22,19 @@
 //! at stride 1, up to 2 at stride 2); the 9 taps are loaded once per group and tile, 3 at a time
 //! (6 `ymm`), and each feeds all `G` outputs. Register budget at `G` = 4: 8 accumulators, 6 taps,
 //! 1-2 inputs. Per group and tile (72 FMAs) stride 1 needs 36 input + 20 weight loads (0.78 per
-//! FMA), stride 2 needs 54 + 20 (1.03); the 8 accumulators are 8 independent FMA chains, enough
-//! to cover the 4-cycle FMA latency of two pipes.
+//! FMA), stride 2 needs 54 + 20 (1.03).
+//!
+//! Blocks of 2 output rows per call (the second row re-reading two of the three input rows from
+//! L1, interleaved per group and tile) were measured against this: faster on the 512/1024-channel
+//! layers (dw07 +5%), slower on dw03/dw05 (-5..-8%), and 4-row blocks slower everywhere; so one
+//! row per call it is. A 12-output x 8-channel variant (12 accumulators, 0.47 loads per FMA)
+//! reached 60% on L1-resident interior rows but lost on the layers (borders, half-line reuse).
+//!
+//! Inner loop (`group::<1, 4, 2, false, false>`, from `objdump`): 72 FMAs, 36 input + 20 weight
+//! loads (some folded into `vfmadd231ps` memory operands), 8 stores, 16 `vmaxps`/`vminps`, and
+//! 2-3 `ymm` spill reloads (the clamp bounds): about 0.8 loads per FMA. `llvm-mca-22
+//! -mcpu=znver3` gives ~48 cycles per 72 FMAs (75% of peak) for it with every load an L1 hit:
+//! the 8 accumulator chains of 9 dependent FMAs each just cover the FMA latency, with no slack.
 //!
 //! Why groups outside and channel tiles inside: both halves of each 64-byte line are loaded back
 //! to back, so a line is used whole as soon as it arrives, and consecutive tiles read consecutive
@@ -35,8 +49,11 @@
 //! at about the speed of the whole kernel on the stride-2 and 512/1024-channel layers.
 //!
 //! Pixel strides of 2 or 4 KiB (512 or 1024 channels) put all the lines of one group and tile
-//! into one or two of L1's 64 sets; more than 8 per set (its ways) measured up to 2-3x slower, so
-//! `row` uses `G` = 2 when that keeps fewer lines per set (`lines_per_set`).
+//! into one or two of L1's 64 sets; more than 8 per set (its ways) measured up to 2-3x slower.
+//! At stride 1 the driver therefore copies such rows once into a scratch ring with a skewed pixel
+//! stride (`DwKernel::skew_aliased_rows`; dw13, 1024 channels: 23% -> 34% of peak, dw07: +8%),
+//! and `lines_per_set` then picks `G` = 4. At stride 2 the copy measured slower (dw12 -12%), so
+//! there `row` still uses `G` = 2 when that keeps fewer lines per set.
 //!
 //! # Borders and tails
 //!
@@ -60,6 +77,22 @@ pub static DWCONV3X3_F32_C16_AVX2: DwKernel = DwKernel {
     isa: Isa::Avx2,
     stride: 1,
     c_tile: C_TILE,
+    rows_per_call: 1,
+    skew_aliased_rows: true,
+    func: dwconv3x3_f32_c16_avx2,
+};
+
+/// `dwconv3x3_f32_r2c16_avx2`: stride 1, blocks of 2 output rows per call (the second row finds
+/// two of its three input rows in L1). A registered variant, not the production kernel: it is
+/// tested and benchmarked side by side with `dwconv3x3_f32_c16_avx2` (module docs: faster on
+/// 512/1024 channels, slower on 128/256).
+pub static DWCONV3X3_F32_R2C16_AVX2: DwKernel = DwKernel {
+    name: "dwconv3x3_f32_r2c16_avx2",
+    isa: Isa::Avx2,
+    stride: 1,
+    c_tile: C_TILE,
+    rows_per_call: 2,
+    skew_aliased_rows: true,
     func: dwconv3x3_f32_c16_avx2,
 };
 
@@ -69,6 +102,8 @@ pub static DWCONV3X3S2_F32_C16_AVX2: DwKernel = DwKernel {
     isa: Isa::Avx2,
     stride: 2,
     c_tile: C_TILE,
+    rows_per_call: 1,
+    skew_aliased_rows: false,
     func: dwconv3x3s2_f32_c16_avx2,
 };
 
@@ -138,7 +173,7 @@ macro_rules! each_tile {
     }};
 }
 
-/// One row: picks the group size, then [`row_groups`].
+/// One call: picks the group size, then [`row_groups`].
 ///
 /// # Safety
 ///
@@ -182,7 +217,7 @@ fn lines_per_set(r: &DwRow, stride: usize, group: usize) -> usize {
     count.into_iter().max().unwrap_or(0)
 }
 
-/// One row in groups of `GROUP` output pixels, then channel tiles.
+/// The call's rows in groups of `GROUP` output pixels, then channel tiles, then rows.
 ///
 /// # Safety
 ///
@@ -207,9 +242,9 @@ unsafe fn row_groups<const S: usize, const GROUP: usize>(r: &DwRow) {
         let hi = (r.in_width as isize - c0).clamp(0, window as isize) as usize;
         let g = Group { ox, c0, n, lo, hi };
         if n == GROUP && lo == 0 && hi == window {
-            each_tile!(r, cx, g, group, false);
+            each_tile!(r, cx, g, group_rows, false);
         } else {
-            each_tile!(r, cx, g, group, true);
+            each_tile!(r, cx, g, group_rows, true);
         }
         ox += n;
     }
@@ -252,7 +287,39 @@ unsafe fn store<const M: bool>(p: *mut f32, y: __m256, cx: &Ctx) {
     }
 }
 
-/// One group of output pixels for the channel tile starting at `ch`, with `H` `ymm` per pixel
+/// [`group`] for every output row of the call, one after the other: the rows of a block share
+/// two of their three input rows (one at stride 2), which are still in L1 from the row before.
+///
+/// # Safety
+///
+/// As for [`group`].
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn group_rows<
+    const S: usize,
+    const GROUP: usize,
+    const H: usize,
+    const M: bool,
+    const E: bool,
+>(
+    r: &DwRow,
+    cx: &Ctx,
+    ch: usize,
+    g: Group,
+) {
+    if r.out_rows == 1 {
+        // One row per call (the production kernels): the row index is the constant 0.
+        // SAFETY: forwarded; `0 < out_rows`.
+        unsafe { group::<S, GROUP, H, M, E>(r, cx, ch, g, 0) };
+    } else {
+        for y in 0..r.out_rows {
+            // SAFETY: forwarded; `y < out_rows`.
+            unsafe { group::<S, GROUP, H, M, E>(r, cx, ch, g, y) };
+        }
+    }
+}
+
+/// One group of output pixels of output row `y` of the call, for the channel tile starting at `ch`, with `H` `ymm` per pixel
 /// (the last one masked when `M`). `E` (edge): skip the window columns outside `g.lo .. g.hi`
 /// and the outputs from `g.n` on; without `E` the group is full and all its columns are inside.
 ///
@@ -262,7 +329,8 @@ unsafe fn store<const M: bool>(p: *mut f32, y: __m256, cx: &Ctx) {
 /// `channels`; channels `ch .. ch + 8 * H` exist, except that when `M` the last `ymm` covers only
 /// the lanes `cx.mask` enables, which are exactly the channels left; `g` was built by
 /// [`row`] (so `g.ox + g.n <= out_width`, and window columns `g.lo .. g.hi` are in the row) and
-/// when `E` is false, `g.n == GROUP` and the whole window is in the row; `GROUP` is 2 or 4.
+/// when `E` is false, `g.n == GROUP` and the whole window is in the row; `GROUP` is 2 or 4;
+/// `y < out_rows`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn group<
@@ -276,6 +344,7 @@ unsafe fn group<
     cx: &Ctx,
     ch: usize,
     g: Group,
+    y: usize,
 ) {
     // SAFETY: tile `ch / 16` of the packed weights, inside the `ceil(channels / 16)` tiles.
     let wp = unsafe { r.weights.add(ch / C_TILE * 10 * C_TILE) };
@@ -297,10 +366,12 @@ unsafe fn group<
             // Window column j is input column `c0 + j`, in `0 .. in_width` (`lo <= j < hi`).
             let col = (g.c0 + j as isize) as usize;
             for h in 0..H {
-                // SAFETY: pixel `col < in_width` of row `ky`, channels `ch + 8h ..`: 8 whole
-                // channels, or the masked tail lanes when this is the last, masked `ymm`.
+                // SAFETY: pixel `col < in_width` of window row `y * S + ky`, which is below
+                // `(out_rows - 1) * S + 3` (`y < out_rows`): one of the call's rows; channels
+                // `ch + 8h ..`: 8 whole channels, or the masked tail lanes when this is the last,
+                // masked `ymm`.
                 let x = unsafe {
-                    let p = r.rows[ky].add(col * is + ch + 8 * h);
+                    let p = r.rows[y * S + ky].add(col * is + ch + 8 * h);
                     if M && h == H - 1 {
                         load::<true>(p, cx.mask)
                     } else {
@@ -321,9 +392,12 @@ unsafe fn group<
             break;
         }
         for h in 0..H {
-            // SAFETY: output pixel `ox + o < out_width`, channels as for the loads above.
+            // SAFETY: output pixel `ox + o < out_width` of block row `y < out_rows`, channels as
+            // for the loads above.
             unsafe {
-                let p = r.out.add((g.ox + o) * r.out_stride + ch + 8 * h);
+                let p = r
+                    .out
+                    .add(y * r.out_row_stride + (g.ox + o) * r.out_stride + ch + 8 * h);
                 if M && h == H - 1 {
                     store::<true>(p, acc[h], cx);
                 } else {
