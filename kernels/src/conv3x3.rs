@@ -1,24 +1,38 @@
-//! Standard 3x3 convolution (the MobileNet stem, and the baseline of the paper's cost ratio):
-//! im2col of a few output rows into a per-thread buffer, then the GEMM micro-kernel on it.
+//! Standard 3x3 convolution (the MobileNet stem, and the baseline of the paper's cost ratio) as
+//! an implicit GEMM on the GEMM micro-kernel: no im2col.
+//!
+//! For one output row, the three input rows it reads (kernel rows `ky` = 0, 1, 2) are copied into
+//! a per-thread buffer, zero-padded left and right (rows in the top/bottom padding are zeros), so
+//! that the 3x3 window of output pixel `ox` is, per kernel row, `3 * cin` contiguous floats:
+//!
+//! ```text
+//!  buffer (3 padded rows, row_len = ((out_w - 1) * stride + 3) * cin floats each):
+//!  ky=0 | 0 0 0 | x x x x x x x ... x | 0 |      A row ox, segment ky: the 3 * cin floats at
+//!  ky=1 | 0 0 0 | x x x x x x x ... x | 0 |      ky * row_len + ox * stride * cin
+//!  ky=2 | 0 0 0 | x x x x x x x ... x | 0 |
+//! ```
+//!
+//! So A (`M = out_w` pixels, `K = 9 * cin`) has rows `stride * cin` apart, each three segments of
+//! `3 * cin` floats `row_len` apart ([`GemmTile::a`](crate::gemm::ukernel::GemmTile::a)), and B is
+//! the HWIO weights packed as for a pointwise layer with `K = 9 * cin`. The copy is
+//! `3 * row_len` floats per output row, against `out_w * 9 * cin * cout` multiply-adds. The im2col
+//! it replaces (a `9 * cin`-float row per output pixel, written and then read back) made the stem
+//! (`cin = 3`) about 1.5x slower than the GEMM alone.
 
 use std::cell::RefCell;
 
 use crate::dwconv::expect;
 use crate::error::Result;
-use crate::gemm::{gemm, GemmShape};
+use crate::gemm::{gemm, GemmShape, Segments};
 use crate::pack::{pack_conv3x3, ConvWeights, WeightLayout};
-use crate::params::{Conv3x3Params, Geometry};
+use crate::params::Conv3x3Params;
 use crate::tensor::{TensorView, TensorViewMut};
 use crate::threading::{run_parts, split_at_offsets, split_even};
 use crate::Kernels;
 
-/// Upper bound of the im2col buffer per thread, in floats (512 KiB: about one L2).
-const IM2COL_FLOATS: usize = 128 * 1024;
-/// Pixels per im2col block when the depth is small.
-const TARGET_PIXELS: usize = 96;
-
 thread_local! {
-    static IM2COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The three padded input rows of the output row being computed (per thread).
+    static WINDOW_ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Kernels {
@@ -53,58 +67,50 @@ impl Kernels {
         expect("output height", g.out_h, o.h)?;
         expect("output width", g.out_w, o.w)?;
 
-        let depth = 9 * i.c;
-        let (ops, ops_pixel) = (output.strides.row, output.strides.pixel);
-        // Rows per block: several when output rows are evenly strided, so M is not tiny.
-        let rows_per_block = if ops == o.w * ops_pixel {
-            (TARGET_PIXELS.min(IM2COL_FLOATS / depth) / o.w).clamp(1, o.h)
-        } else {
-            1
-        };
-        let blocks: Vec<(usize, usize, usize)> = (0..o.n)
-            .flat_map(|n| {
-                (0..o.h)
-                    .step_by(rows_per_block)
-                    .map(move |y| (n, y, rows_per_block.min(o.h - y)))
-            })
+        // One GEMM per output row (M = its pixels), reading A straight from three padded input
+        // rows (see the module docs).
+        let rows: Vec<(usize, usize)> = (0..o.n)
+            .flat_map(|n| (0..o.h).map(move |y| (n, y)))
             .collect();
-        let starts: Vec<usize> = blocks
-            .iter()
-            .map(|&(n, y, _)| output.offset(n, y, 0))
-            .collect();
+        let starts: Vec<usize> = rows.iter().map(|&(n, y)| output.offset(n, y, 0)).collect();
         let pieces = split_at_offsets(output.data, &starts);
-        let macs = o.n * o.h * o.w * depth * o.c;
+        let macs = o.n * o.h * o.w * 9 * i.c * o.c;
         let threads = (macs >> 18).clamp(1, self.threads);
-        let bands = split_even(blocks.len(), threads, 1);
-        let mut it = blocks.iter().copied().zip(pieces);
+        let bands = split_even(rows.len(), threads, 1);
+        let mut it = rows.iter().copied().zip(pieces);
         let parts: Vec<Vec<_>> = bands
             .iter()
             .map(|b| it.by_ref().take(b.len()).collect())
             .collect();
+        // A padded row: input columns `-pad_left .. (out_w - 1) * stride - pad_left + 3`.
+        let padded_w = (o.w - 1) * g.stride + 3;
+        let row_len = padded_w * i.c;
+        let shape = GemmShape {
+            m: o.w,
+            lda: g.stride * i.c,
+            ldc: output.strides.pixel,
+            segments: Some(Segments {
+                len: 3 * i.c,
+                stride: row_len,
+            }),
+        };
 
         run_parts(self.threads, parts, |part| {
-            IM2COL.with(|buf| {
+            WINDOW_ROWS.with(|buf| {
                 let mut buf = buf.borrow_mut();
-                for ((n, y0, rows), out) in part {
-                    let m = rows * o.w;
-                    if buf.len() < m * depth {
-                        buf.resize(m * depth, 0.0);
+                if buf.len() < 3 * row_len {
+                    buf.resize(3 * row_len, 0.0);
+                }
+                for ((n, oy), out) in part {
+                    for (ky, dst) in buf[..3 * row_len].chunks_exact_mut(row_len).enumerate() {
+                        let iy = (oy * g.stride + ky).wrapping_sub(g.pad_top);
+                        padded_row(input, n, iy, g.pad_left, dst);
                     }
-                    // im2col: row (y, x) of A holds the 3x3xCin window, zeros in the padding.
-                    for r in 0..rows {
-                        let dst = &mut buf[r * o.w * depth..][..o.w * depth];
-                        im2col_row(input, &g, n, y0 + r, dst);
-                    }
-                    let shape = GemmShape {
-                        m,
-                        lda: depth,
-                        ldc: ops_pixel,
-                    };
                     gemm(
                         self.gemm,
                         1,
                         shape,
-                        &buf[..m * depth],
+                        &buf[..3 * row_len],
                         &weights.b,
                         out,
                         min,
@@ -117,60 +123,28 @@ impl Kernels {
     }
 }
 
-/// im2col of output row `oy` of image `n`: `dst` holds `out_w` rows of `9 * cin` floats, row `ox`
-/// the 3x3 window of output pixel `ox` in `(ky, kx, c)` order, zeros where it reads padding.
-///
-/// Per kernel row `ky`, the output columns whose three input columns are all inside the image
-/// form one interior range; there, when pixels are packed (`pixel stride == cin`), each window row
-/// is one contiguous copy of `3 * cin` floats (a fixed-size copy for the stem's `cin = 3`).
-/// Everything else (left/right border, rows in the top/bottom padding, strided pixels) goes
-/// column by column.
-fn im2col_row(input: &TensorView<'_>, g: &Geometry, n: usize, oy: usize, dst: &mut [f32]) {
-    let (c, w, s) = (input.shape.c, input.shape.w, g.stride);
-    let depth = 9 * c;
-    let seg = 3 * c;
-    // Output columns `lo .. hi` read input columns `ox * s - pad_left + 0..3`, all in `0 .. w`.
-    let lo = g.pad_left.div_ceil(s).min(g.out_w);
-    let hi = if w + g.pad_left >= 3 {
-        ((w + g.pad_left - 3) / s + 1).clamp(lo, g.out_w)
+/// Fills `dst` (`padded_w` pixels of `cin` floats, packed) with input row `iy` of image `n`
+/// starting at column `-pad_left`: zeros for the columns outside the image, and for the whole
+/// row when `iy` is outside it (top/bottom padding).
+fn padded_row(input: &TensorView<'_>, n: usize, iy: usize, pad_left: usize, dst: &mut [f32]) {
+    let (c, w) = (input.shape.c, input.shape.w);
+    let padded_w = dst.len() / c;
+    if iy >= input.shape.h {
+        dst.fill(0.0);
+        return;
+    }
+    // Columns `pad_left .. pad_left + in_cols` of `dst` are input columns `0 .. in_cols`.
+    let in_cols = w.min(padded_w.saturating_sub(pad_left));
+    let (left, rest) = dst.split_at_mut(pad_left.min(padded_w) * c);
+    let (mid, right) = rest.split_at_mut(in_cols * c);
+    left.fill(0.0);
+    right.fill(0.0);
+    let row = &input.data[input.offset(n, iy, 0)..];
+    if input.strides.pixel == c {
+        mid.copy_from_slice(&row[..in_cols * c]);
     } else {
-        lo
-    };
-    let dense = input.strides.pixel == c;
-    for ky in 0..3 {
-        let iy = (oy * s + ky).wrapping_sub(g.pad_top);
-        let windows = dst
-            .chunks_exact_mut(depth)
-            .map(|d| &mut d[ky * seg..][..seg]);
-        if iy >= input.shape.h {
-            windows.for_each(|d| d.fill(0.0));
-            continue;
-        }
-        let row = &input.data[input.offset(n, iy, 0)..];
-        let interior = if dense { lo..hi } else { 0..0 };
-        if seg == 9 {
-            for ox in interior.clone() {
-                let src: &[f32; 9] = row[(ox * s - g.pad_left) * c..][..9].try_into().unwrap();
-                let d: &mut [f32; 9] = (&mut dst[ox * depth + ky * 9..][..9]).try_into().unwrap();
-                *d = *src;
-            }
-        } else {
-            for ox in interior.clone() {
-                dst[ox * depth + ky * seg..][..seg]
-                    .copy_from_slice(&row[(ox * s - g.pad_left) * c..][..seg]);
-            }
-        }
-        for ox in (0..g.out_w).filter(|ox| !interior.contains(ox)) {
-            let ix0 = (ox * s).wrapping_sub(g.pad_left);
-            let d = &mut dst[ox * depth + ky * seg..][..seg];
-            for (kx, d) in d.chunks_exact_mut(c).enumerate() {
-                let ix = ix0.wrapping_add(kx);
-                if ix < w {
-                    d.copy_from_slice(&row[ix * input.strides.pixel..][..c]);
-                } else {
-                    d.fill(0.0);
-                }
-            }
+        for (x, d) in mid.chunks_exact_mut(c).enumerate() {
+            d.copy_from_slice(&row[x * input.strides.pixel..][..c]);
         }
     }
 }

@@ -68,11 +68,7 @@ impl Kernels {
         let (runs, run_len) = pixel_runs(i, input.strides, output.strides);
         for (n, y) in runs {
             let (ia, oc) = (input.offset(n, y, 0), output.offset(n, y, 0));
-            let shape = GemmShape {
-                m: run_len,
-                lda: input.strides.pixel,
-                ldc: output.strides.pixel,
-            };
+            let shape = GemmShape::plain(run_len, input.strides.pixel, output.strides.pixel);
             gemm(
                 self.gemm,
                 self.threads,
@@ -114,11 +110,7 @@ impl Kernels {
         expect("output height", 1, o.h)?;
         expect("output width", 1, o.w)?;
         expect("output features", b.n, o.c)?;
-        let shape = GemmShape {
-            m: i.n,
-            lda: input.strides.batch,
-            ldc: output.strides.batch,
-        };
+        let shape = GemmShape::plain(i.n, input.strides.batch, output.strides.batch);
         gemm(
             self.gemm,
             self.threads,

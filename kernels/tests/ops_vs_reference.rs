@@ -236,7 +236,8 @@ fn gemm_edges(k: Kernels) {
     }
 }
 
-/// The MobileNet stem shape (3 -> 32, stride 2) on a small image, and channel edges of conv3x3.
+/// The MobileNet stem shape (3 -> 32, stride 2) on a small image, channel edges of conv3x3, and
+/// input depths around the GEMM kernel's KC.
 fn conv_edges(k: Kernels) {
     for kv in variants(k) {
         for (i, (cin, cout)) in [(3, 32), (1, 1), (2, 17), (8, 33), (17, 5)]
@@ -249,6 +250,20 @@ fn conv_edges(k: Kernels) {
                     act: ACTIVATIONS[i % 4],
                     out_gap: i % 2,
                     ..Case::new(1, 9, 11, cin, cout)
+                };
+                cases::conv3x3(kv, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            }
+        }
+        // The implicit GEMM's depth is three segments (kernel rows) of `3 * cin`: two whole
+        // segments per KC block, then one; and segments longer than KC, cut into pieces.
+        let kc = kv.gemm_kernel().blocking.kc;
+        for (i, cin) in [kc / 6, kc / 3 + 1].into_iter().enumerate() {
+            for stride in [1, 2] {
+                let case = Case {
+                    stride,
+                    act: ACTIVATIONS[i % 4],
+                    in_gap: i,
+                    ..Case::new(1, 3, 4, cin, 5)
                 };
                 cases::conv3x3(kv, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
             }

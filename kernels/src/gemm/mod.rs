@@ -29,13 +29,80 @@ use ukernel::{GemmKernel, GemmTile};
 /// Below this many multiply-adds a GEMM stays on the calling thread.
 const MIN_MACS_PER_THREAD: usize = 1 << 18;
 
-/// Dimensions and strides of one GEMM call. `a` has `m` rows of `k` floats at stride `lda`; `c` has
-/// `m` rows of `n` floats at stride `ldc`.
+/// Dimensions and strides of one GEMM call. `a` has `m` rows at stride `lda`, each `k / k_seg`
+/// segments of `k_seg` contiguous floats `seg_stride` apart (one segment of `k` floats for a plain
+/// matrix: [`GemmShape::plain`]); `c` has `m` rows of `n` floats at stride `ldc`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GemmShape {
     pub m: usize,
     pub lda: usize,
     pub ldc: usize,
+    /// Depth of one segment of A; `None`: A rows are plain (`k` contiguous floats).
+    pub segments: Option<Segments>,
+}
+
+/// A rows cut into segments (see [`GemmTile::a`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Segments {
+    /// Floats per segment (divides `k`).
+    pub len: usize,
+    /// Distance between segment starts, in floats.
+    pub stride: usize,
+}
+
+impl GemmShape {
+    /// Plain A: `m` rows of `k` contiguous floats, `lda` apart.
+    pub fn plain(m: usize, lda: usize, ldc: usize) -> GemmShape {
+        GemmShape {
+            m,
+            lda,
+            ldc,
+            segments: None,
+        }
+    }
+}
+
+/// One KC block of the depth: depths `p .. p + len` of B, whose A columns start at float offset
+/// `a_off` of each A row and form segments of `seg` floats (`seg` divides `len`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct KBlock {
+    p: usize,
+    len: usize,
+    a_off: usize,
+    seg: usize,
+}
+
+/// Cuts the depth `k` into blocks of at most `kc` (BLIS' KC): whole segments per block when a
+/// segment fits `kc`, else each segment in pieces of at most `kc`.
+fn k_blocks(k: usize, kc: usize, segments: Option<Segments>) -> Vec<KBlock> {
+    let Segments { len: sl, stride } = segments.unwrap_or(Segments { len: k, stride: 0 });
+    let nseg = k / sl;
+    let mut out = Vec::new();
+    if sl <= kc {
+        let per = kc / sl;
+        for s0 in (0..nseg).step_by(per) {
+            let n = per.min(nseg - s0);
+            out.push(KBlock {
+                p: s0 * sl,
+                len: n * sl,
+                a_off: s0 * stride,
+                seg: sl,
+            });
+        }
+    } else {
+        for s in 0..nseg {
+            for o in (0..sl).step_by(kc) {
+                let len = kc.min(sl - o);
+                out.push(KBlock {
+                    p: s * sl + o,
+                    len,
+                    a_off: s * stride + o,
+                    seg: len,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Runs the GEMM, splitting M over `threads`.
@@ -52,7 +119,7 @@ pub(crate) fn gemm(
     min: f32,
     max: f32,
 ) {
-    let GemmShape { m, lda, ldc } = shape;
+    let GemmShape { m, lda, ldc, .. } = shape;
     let macs = m.saturating_mul(b.k).saturating_mul(b.n);
     let want = (macs / MIN_MACS_PER_THREAD).clamp(1, threads.max(1));
     if want <= 1 {
@@ -80,8 +147,7 @@ pub(crate) fn gemm(
     run_parts(threads, parts, |(band, c_band)| {
         let sub = GemmShape {
             m: band.end - band.start,
-            lda,
-            ldc,
+            ..shape
         };
         gemm_serial(kernel, sub, &a[band.start * lda..], b, c_band, min, max);
     });
@@ -97,21 +163,34 @@ fn gemm_serial(
     min: f32,
     max: f32,
 ) {
-    let GemmShape { m, lda, ldc } = shape;
+    let GemmShape {
+        m,
+        lda,
+        ldc,
+        segments,
+    } = shape;
     let (k, n, mr, nr) = (b.k, b.n, kernel.mr, kernel.nr);
     let bl = kernel.blocking;
     let panel_len = (k + 1) * nr;
     // The extents every tile below stays within (see `GemmTile`'s contract).
     assert!(m >= 1 && k >= 1 && n >= 1 && b.nr == nr && ldc >= n);
-    assert!(a.len() >= (m - 1) * lda + k, "A too short");
+    // The last float of A any tile reads: row `m - 1`, the end of the last segment.
+    let a_row_len = match segments {
+        None => k,
+        Some(sg) => {
+            assert!(sg.len >= 1 && k % sg.len == 0, "segments must divide K");
+            (k / sg.len - 1) * sg.stride + sg.len
+        }
+    };
+    assert!(a.len() >= (m - 1) * lda + a_row_len, "A too short");
     assert!(c.len() >= (m - 1) * ldc + n, "C too short");
     let b_data = b.data.as_slice();
     assert!(b_data.len() >= n.div_ceil(nr) * panel_len, "B too short");
+    let blocks = k_blocks(k, bl.kc, segments);
 
     for jc in (0..n).step_by(bl.nc) {
         let nc = bl.nc.min(n - jc);
-        for pc in (0..k).step_by(bl.kc) {
-            let kc = bl.kc.min(k - pc);
+        for kb in &blocks {
             for ic in (0..m).step_by(bl.mc) {
                 let mc = bl.mc.min(m - ic);
                 for jr in (jc..jc + nc).step_by(nr) {
@@ -120,28 +199,84 @@ fn gemm_serial(
                         let tile = GemmTile {
                             m: mr.min(m - ir),
                             n: nr.min(n - jr),
-                            k: kc,
-                            a: a[ir * lda + pc..].as_ptr(),
+                            k: kb.len,
+                            a: a[ir * lda + kb.a_off..].as_ptr(),
                             lda,
-                            b: panel[(1 + pc) * nr..].as_ptr(),
+                            k_seg: kb.seg,
+                            seg_stride: segments.map_or(0, |sg| sg.stride),
+                            b: panel[(1 + kb.p) * nr..].as_ptr(),
                             bias: panel.as_ptr(),
                             c: c[ir * ldc + jr..].as_mut_ptr(),
                             ldc,
-                            first_k_block: pc == 0,
-                            last_k_block: pc + kc == k,
+                            first_k_block: kb.p == 0,
+                            last_k_block: kb.p + kb.len == k,
                             min,
                             max,
                         };
                         // SAFETY: `kernel` came from a `Kernels`, which proves its ISA is available.
-                        // Rows ir..ir+tile.m < m of A are readable for pc..pc+kc <= k columns and
-                        // of C writable for jr..jr+tile.n <= n columns (asserted above: a.len() >=
-                        // (m-1)*lda + k, c.len() >= (m-1)*ldc + n); the panel slice holds the bias
-                        // (nr floats) and k*nr floats of B after it, so b+kc*nr stays inside it.
+                        // Rows ir..ir+tile.m < m of A are readable for this block's depths: its
+                        // segments lie within the `a_row_len` floats after each row start, and
+                        // a.len() >= (m-1)*lda + a_row_len (asserted above); `kb.seg` divides
+                        // `kb.len` (`k_blocks`). Rows of C are writable for jr..jr+tile.n <= n
+                        // columns (c.len() >= (m-1)*ldc + n); the panel slice holds the bias (nr
+                        // floats) and k*nr floats of B after it, so b+kb.len*nr stays inside it.
                         // C is a `&mut` slice, so it aliases neither A nor B.
                         unsafe { (kernel.func)(&tile) };
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(
+        k: usize,
+        kc: usize,
+        seg: Option<(usize, usize)>,
+    ) -> Vec<(usize, usize, usize, usize)> {
+        let segments = seg.map(|(len, stride)| Segments { len, stride });
+        k_blocks(k, kc, segments)
+            .iter()
+            .map(|b| (b.p, b.len, b.a_off, b.seg))
+            .collect()
+    }
+
+    #[test]
+    fn plain_depth_is_cut_at_kc() {
+        assert_eq!(blocks(10, 16, None), [(0, 10, 0, 10)]);
+        assert_eq!(
+            blocks(40, 16, None),
+            [(0, 16, 0, 16), (16, 16, 16, 16), (32, 8, 32, 8)]
+        );
+    }
+
+    #[test]
+    fn segments_stay_whole_or_are_cut_in_pieces() {
+        // Stem: 3 segments of 9 (kernel rows), 672 floats apart (one input row).
+        assert_eq!(blocks(27, 1024, Some((9, 672))), [(0, 27, 0, 9)]);
+        // Two whole segments per block of at most 20.
+        assert_eq!(
+            blocks(27, 20, Some((9, 100))),
+            [(0, 18, 0, 9), (18, 9, 200, 9)]
+        );
+        // Segments longer than KC: pieces of each, offsets within the segment.
+        assert_eq!(
+            blocks(30, 4, Some((10, 100))),
+            [
+                (0, 4, 0, 4),
+                (4, 4, 4, 4),
+                (8, 2, 8, 2),
+                (10, 4, 100, 4),
+                (14, 4, 104, 4),
+                (18, 2, 108, 2),
+                (20, 4, 200, 4),
+                (24, 4, 204, 4),
+                (28, 2, 208, 2)
+            ]
+        );
     }
 }

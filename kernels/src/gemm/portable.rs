@@ -37,8 +37,10 @@ pub fn gemm_f32_4x8_portable(t: &mut TileSlices<'_>) {
     }
     for p in 0..t.k {
         let b: &[f32; NR] = t.b[p * NR..p * NR + NR].try_into().expect("NR floats");
+        // Depth `p` is float `p % k_seg` of segment `p / k_seg` of each A row.
+        let col = (p / t.k_seg) * t.seg_stride + p % t.k_seg;
         for (i, row) in acc.iter_mut().enumerate().take(t.m) {
-            let a = t.a[i * t.lda + p];
+            let a = t.a[i * t.lda + col];
             for j in 0..NR {
                 row[j] += a * b[j];
             }
@@ -68,6 +70,10 @@ pub struct TileSlices<'a> {
     pub a: &'a [f32],
     /// A row stride.
     pub lda: usize,
+    /// Floats per segment of an A row.
+    pub k_seg: usize,
+    /// Distance between segment starts in an A row.
+    pub seg_stride: usize,
     /// Packed B, `k * NR`.
     pub b: &'a [f32],
     /// Bias, NR.
@@ -99,8 +105,13 @@ unsafe fn entry(t: &GemmTile) {
             m: t.m,
             n: t.n,
             k: t.k,
-            a: std::slice::from_raw_parts(t.a, (t.m - 1) * t.lda + t.k),
+            a: std::slice::from_raw_parts(
+                t.a,
+                (t.m - 1) * t.lda + (t.k / t.k_seg - 1) * t.seg_stride + t.k_seg,
+            ),
             lda: t.lda,
+            k_seg: t.k_seg,
+            seg_stride: t.seg_stride,
             b: std::slice::from_raw_parts(t.b, t.k * NR),
             bias: std::slice::from_raw_parts(t.bias, NR),
             c: std::slice::from_raw_parts_mut(t.c, (t.m - 1) * t.ldc + t.n),

@@ -33,10 +33,21 @@ pub struct GemmTile {
     pub n: usize,
     /// Depth of this KC block, `>= 1`.
     pub k: usize,
-    /// A: row `i` of the tile starts at `a + i * lda`; `k` contiguous floats per row are read.
+    /// A: element `(i, p)` of the tile (row `i < m`, depth `p < k`) is at
+    /// `a + i * lda + (p / k_seg) * seg_stride + p % k_seg`: each row is `k / k_seg` segments of
+    /// `k_seg` contiguous floats, `seg_stride` apart. A plain matrix has one segment
+    /// (`k_seg == k`): row `i` is `k` contiguous floats at `a + i * lda`. Several segments let a
+    /// 3x3 convolution read its windows straight from the input (implicit GEMM): segment `ky` is
+    /// kernel row `ky`, `3 * cin` floats of one input row, and the next segment is one input row
+    /// further.
     pub a: *const f32,
     /// Distance between rows of A, in floats.
     pub lda: usize,
+    /// Depth of one segment of A (`1 ..= k`, and `k` is a multiple of it).
+    pub k_seg: usize,
+    /// Distance between the starts of consecutive segments of A, in floats (unused when
+    /// `k_seg == k`).
+    pub seg_stride: usize,
     /// Packed B for this KC block: `k` rows of `NR` floats (see the module docs).
     pub b: *const f32,
     /// Bias for the tile's `NR` columns (padded with zeros). Used only when `first_k_block`.
@@ -61,7 +72,8 @@ pub struct GemmTile {
 /// # Safety
 ///
 /// The caller guarantees: the ISA the kernel was compiled for is available on this CPU;
-/// `1 <= m <= MR`, `1 <= n <= NR`, `k >= 1`; `a + i*lda + j` is readable for `i < m`, `j < k`;
+/// `1 <= m <= MR`, `1 <= n <= NR`, `k >= 1`, `1 <= k_seg <= k` with `k % k_seg == 0`; A element
+/// `(i, p)` (see [`GemmTile::a`]) is readable for `i < m`, `p < k`;
 /// `b` is readable for `k * NR` floats; `bias` for `NR` floats; `c + i*ldc + j` is readable and
 /// writable for `i < m`, `j < n`, and does not alias `a`, `b` or `bias`.
 ///

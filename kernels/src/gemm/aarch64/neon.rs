@@ -174,16 +174,16 @@ unsafe fn tile<const M: usize, const NV: usize>(t: &GemmTile) {
         }
     }
 
-    // One step of depth `p` for every row, A lane `$lane` of the vectors in `$av`.
-    // (A macro so that the lane index is a constant.)
-    let b = t.b;
+    // One step of depth `p` of the segment whose B rows start at `$b`, for every row, A lane
+    // `$lane` of the vectors in `$av`. (A macro so that the lane index is a constant.)
     macro_rules! step {
-        ($av:ident, $p:expr, $lane:literal) => {{
+        ($av:ident, $b:ident, $p:expr, $lane:literal) => {{
             let p = $p;
             let mut bv = [vdupq_n_f32(0.0); NV];
             for (v, bv) in bv.iter_mut().enumerate() {
-                // SAFETY: `b` holds `k * NR` floats, `p < k` and `4 * v + 4 <= NR`.
-                *bv = unsafe { vld1q_f32(b.add(p * NR + 4 * v)) };
+                // SAFETY: `b` holds `k_seg * NR` floats of this segment, `p < k_seg` and
+                // `4 * v + 4 <= NR`.
+                *bv = unsafe { vld1q_f32($b.add(p * NR + 4 * v)) };
             }
             for (row, av) in acc.iter_mut().zip($av.iter()) {
                 for v in 0..NV {
@@ -193,31 +193,39 @@ unsafe fn tile<const M: usize, const NV: usize>(t: &GemmTile) {
         }};
     }
 
-    // The depth loop, 4 steps per iteration: one A vector per row feeds 4 steps by lane.
-    let mut p = 0;
-    while p + 4 <= k {
-        mca_marker!("BEGIN gemm_f32_6x12_neon");
-        let mut av = [vdupq_n_f32(0.0); M];
-        for (av, &ai) in av.iter_mut().zip(a.iter()) {
-            // SAFETY: row `i < m` of A is readable for `k` floats and `p + 4 <= k`.
-            *av = unsafe { vld1q_f32(ai.add(p)) };
+    // The depth loop, segment by segment (one segment for a plain A), 4 steps per iteration:
+    // one A vector per row feeds 4 steps by lane.
+    let ks = t.k_seg;
+    for s in 0..k / ks {
+        // SAFETY: segment `s < k / k_seg` of rows `< m` and its `k_seg` rows of B are in bounds
+        // (contract: A element `(i, s * k_seg + p)` is at `a[i] + s * seg_stride + p`).
+        let (sa, sb) = unsafe { (a.map(|ai| ai.add(s * t.seg_stride)), t.b.add(s * ks * NR)) };
+        let mut p = 0;
+        while p + 4 <= ks {
+            mca_marker!("BEGIN gemm_f32_6x12_neon");
+            let mut av = [vdupq_n_f32(0.0); M];
+            for (av, &ai) in av.iter_mut().zip(sa.iter()) {
+                // SAFETY: row `i < m` of the segment is readable for `k_seg` floats and
+                // `p + 4 <= k_seg`.
+                *av = unsafe { vld1q_f32(ai.add(p)) };
+            }
+            step!(av, sb, p, 0);
+            step!(av, sb, p + 1, 1);
+            step!(av, sb, p + 2, 2);
+            step!(av, sb, p + 3, 3);
+            mca_marker!("END gemm_f32_6x12_neon");
+            p += 4;
         }
-        step!(av, p, 0);
-        step!(av, p + 1, 1);
-        step!(av, p + 2, 2);
-        step!(av, p + 3, 3);
-        mca_marker!("END gemm_f32_6x12_neon");
-        p += 4;
-    }
-    // The last `k % 4` steps: A loaded one float at a time (into every lane).
-    while p < k {
-        let mut av = [vdupq_n_f32(0.0); M];
-        for (av, &ai) in av.iter_mut().zip(a.iter()) {
-            // SAFETY: row `i < m` of A is readable for `k` floats and `p < k`.
-            *av = unsafe { vld1q_dup_f32(ai.add(p)) };
+        // The last `k_seg % 4` steps: A loaded one float at a time (into every lane).
+        while p < ks {
+            let mut av = [vdupq_n_f32(0.0); M];
+            for (av, &ai) in av.iter_mut().zip(sa.iter()) {
+                // SAFETY: row `i < m` of the segment is readable for `k_seg` floats, `p < k_seg`.
+                *av = unsafe { vld1q_dup_f32(ai.add(p)) };
+            }
+            step!(av, sb, p, 0);
+            p += 1;
         }
-        step!(av, p, 0);
-        p += 1;
     }
 
     if t.last_k_block {

@@ -156,20 +156,21 @@ unsafe fn tile<const M: usize, const NV: usize, const CH: usize>(t: &GemmTile) {
         }
     }
 
-    // The depth loop, unrolled by 4; step `p` goes to chain `p % CH`. `step!(acc, p)` reads A
-    // column `p < k` of rows `< M` and B row `p` (`NR` floats), both in bounds by the contract.
+    // The depth loop, segment by segment (one segment for a plain A), unrolled by 4; step `p`
+    // goes to chain `p % CH`. `step!(acc, a, b, p)` reads depth `p < k_seg` of the segment rows
+    // `a` (rows `< M`) and B row `p` after `b` (`NR` floats), both in bounds by the contract.
     // (A macro rather than a closure over `&mut` chains, so every chain stays in registers.)
-    let b = t.b;
     macro_rules! step {
-        ($acc:ident, $p:expr) => {{
+        ($acc:ident, $a:ident, $b:ident, $p:expr) => {{
             let p = $p;
             let mut bv = [_mm256_setzero_ps(); NV];
             for (v, bv) in bv.iter_mut().enumerate() {
-                // SAFETY: `b` holds `k * NR` floats and `p < k`, `8 * v + 8 <= NR`.
-                *bv = unsafe { _mm256_loadu_ps(b.add(p * NR + 8 * v)) };
+                // SAFETY: `b` holds `k_seg * NR` floats of this segment and `p < k_seg`,
+                // `8 * v + 8 <= NR`.
+                *bv = unsafe { _mm256_loadu_ps($b.add(p * NR + 8 * v)) };
             }
-            for (row, &ai) in $acc.iter_mut().zip(a.iter()) {
-                // SAFETY: row `i < m` of A is readable for `k` floats and `p < k`.
+            for (row, &ai) in $acc.iter_mut().zip($a.iter()) {
+                // SAFETY: row `i < m` of the segment is readable for `k_seg` floats, `p < k_seg`.
                 let av = unsafe { _mm256_broadcast_ss(&*ai.add(p)) };
                 for v in 0..NV {
                     row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
@@ -180,33 +181,39 @@ unsafe fn tile<const M: usize, const NV: usize, const CH: usize>(t: &GemmTile) {
     // Chain 0 is `acc` (it holds the starting values); the others start from zero.
     let zero = [[_mm256_setzero_ps(); NV]; M];
     let (mut acc1, mut acc2, mut acc3) = (zero, zero, zero);
-    let mut p = 0;
-    while p + 4 <= k {
-        match CH {
-            1 => {
-                step!(acc, p);
-                step!(acc, p + 1);
-                step!(acc, p + 2);
-                step!(acc, p + 3);
+    let ks = t.k_seg;
+    for s in 0..k / ks {
+        // SAFETY: segment `s < k / k_seg` of rows `< m` and its `k_seg` rows of B are in bounds
+        // (contract: A element `(i, s * k_seg + p)` is at `a[i] + s * seg_stride + p`).
+        let (sa, sb) = unsafe { (a.map(|ai| ai.add(s * t.seg_stride)), t.b.add(s * ks * NR)) };
+        let mut p = 0;
+        while p + 4 <= ks {
+            match CH {
+                1 => {
+                    step!(acc, sa, sb, p);
+                    step!(acc, sa, sb, p + 1);
+                    step!(acc, sa, sb, p + 2);
+                    step!(acc, sa, sb, p + 3);
+                }
+                2 => {
+                    step!(acc, sa, sb, p);
+                    step!(acc1, sa, sb, p + 1);
+                    step!(acc, sa, sb, p + 2);
+                    step!(acc1, sa, sb, p + 3);
+                }
+                _ => {
+                    step!(acc, sa, sb, p);
+                    step!(acc1, sa, sb, p + 1);
+                    step!(acc2, sa, sb, p + 2);
+                    step!(acc3, sa, sb, p + 3);
+                }
             }
-            2 => {
-                step!(acc, p);
-                step!(acc1, p + 1);
-                step!(acc, p + 2);
-                step!(acc1, p + 3);
-            }
-            _ => {
-                step!(acc, p);
-                step!(acc1, p + 1);
-                step!(acc2, p + 2);
-                step!(acc3, p + 3);
-            }
+            p += 4;
         }
-        p += 4;
-    }
-    while p < k {
-        step!(acc, p);
-        p += 1;
+        while p < ks {
+            step!(acc, sa, sb, p);
+            p += 1;
+        }
     }
     // Fold the chains into `acc` (only the chains in use: adding a zero chain is not free).
     for i in 0..M {

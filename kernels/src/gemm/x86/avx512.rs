@@ -121,18 +121,18 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
         }
     }
 
-    // The depth loop, unrolled by 8; step `p` goes to chain `p % CH`. `step!(acc, p)` reads A
-    // column `p < k` of rows `< M` and B row `p` (`NR` floats), both in bounds by the contract.
+    // The depth loop, segment by segment (one segment for a plain A), unrolled by 8; step `p`
+    // goes to chain `p % CH`. `step!(acc, a, b, p)` reads depth `p < k_seg` of the segment rows
+    // `a` (rows `< M`) and B row `p` after `b` (`NR` floats), both in bounds by the contract.
     // `set1` of a loaded float with a single use folds into the FMA as an embedded broadcast.
     // (A macro rather than a closure over `&mut` chains, so every chain stays in registers.)
-    let b = t.b;
     macro_rules! step {
-        ($acc:ident, $p:expr) => {{
+        ($acc:ident, $a:ident, $b:ident, $p:expr) => {{
             let p = $p;
-            // SAFETY: `b` holds `k * NR` floats and `p < k`.
-            let bv = unsafe { _mm512_loadu_ps(b.add(p * NR)) };
-            for (y, &ai) in $acc.iter_mut().zip(a.iter()) {
-                // SAFETY: row `i < m` of A is readable for `k` floats and `p < k`.
+            // SAFETY: `b` holds `k_seg * NR` floats of this segment and `p < k_seg`.
+            let bv = unsafe { _mm512_loadu_ps($b.add(p * NR)) };
+            for (y, &ai) in $acc.iter_mut().zip($a.iter()) {
+                // SAFETY: row `i < m` of the segment is readable for `k_seg` floats, `p < k_seg`.
                 *y = _mm512_fmadd_ps(bv, _mm512_set1_ps(unsafe { *ai.add(p) }), *y);
             }
         }};
@@ -140,49 +140,57 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
     // Chain 0 is `acc` (it holds the starting values); the others start from zero.
     let zero = [_mm512_setzero_ps(); M];
     let (mut acc1, mut acc2, mut acc3) = (zero, zero, zero);
-    let mut p = 0;
-    while p + 8 <= k {
-        // The inner loop, for llvm-mca (scripts/mca-avx512.sh): one iteration of the full tile.
-        #[cfg(feature = "mca-markers")]
-        if M == MR {
-            mca_marker!("BEGIN gemm_f32_14x16_avx512");
-        }
-        // Unrolled by 8: the few scalar address updates per iteration share ports with the FMAs.
-        match CH {
-            1 => {
-                step!(acc, p);
-                step!(acc, p + 1);
-                step!(acc, p + 2);
-                step!(acc, p + 3);
-                step!(acc, p + 4);
-                step!(acc, p + 5);
-                step!(acc, p + 6);
-                step!(acc, p + 7);
+    let ks = t.k_seg;
+    for s in 0..k / ks {
+        // SAFETY: segment `s < k / k_seg` of rows `< m` and its `k_seg` rows of B are in bounds
+        // (contract: A element `(i, s * k_seg + p)` is at `a[i] + s * seg_stride + p`).
+        let (sa, sb) = unsafe { (a.map(|ai| ai.add(s * t.seg_stride)), t.b.add(s * ks * NR)) };
+        let mut p = 0;
+        while p + 8 <= ks {
+            // The inner loop, for llvm-mca (scripts/mca-avx512.sh): one iteration of the full
+            // tile.
+            #[cfg(feature = "mca-markers")]
+            if M == MR {
+                mca_marker!("BEGIN gemm_f32_14x16_avx512");
             }
-            2 => {
-                for q in (0..8).step_by(2) {
-                    step!(acc, p + q);
-                    step!(acc1, p + q + 1);
+            // Unrolled by 8: the few scalar address updates per iteration share ports with the
+            // FMAs.
+            match CH {
+                1 => {
+                    step!(acc, sa, sb, p);
+                    step!(acc, sa, sb, p + 1);
+                    step!(acc, sa, sb, p + 2);
+                    step!(acc, sa, sb, p + 3);
+                    step!(acc, sa, sb, p + 4);
+                    step!(acc, sa, sb, p + 5);
+                    step!(acc, sa, sb, p + 6);
+                    step!(acc, sa, sb, p + 7);
+                }
+                2 => {
+                    for q in (0..8).step_by(2) {
+                        step!(acc, sa, sb, p + q);
+                        step!(acc1, sa, sb, p + q + 1);
+                    }
+                }
+                _ => {
+                    for q in (0..8).step_by(4) {
+                        step!(acc, sa, sb, p + q);
+                        step!(acc1, sa, sb, p + q + 1);
+                        step!(acc2, sa, sb, p + q + 2);
+                        step!(acc3, sa, sb, p + q + 3);
+                    }
                 }
             }
-            _ => {
-                for q in (0..8).step_by(4) {
-                    step!(acc, p + q);
-                    step!(acc1, p + q + 1);
-                    step!(acc2, p + q + 2);
-                    step!(acc3, p + q + 3);
-                }
+            p += 8;
+            #[cfg(feature = "mca-markers")]
+            if M == MR {
+                mca_marker!("END gemm_f32_14x16_avx512");
             }
         }
-        p += 8;
-        #[cfg(feature = "mca-markers")]
-        if M == MR {
-            mca_marker!("END gemm_f32_14x16_avx512");
+        while p < ks {
+            step!(acc, sa, sb, p);
+            p += 1;
         }
-    }
-    while p < k {
-        step!(acc, p);
-        p += 1;
     }
     if CH > 1 {
         for i in 0..M {
