@@ -361,10 +361,11 @@ fn whole_md(r: &Results) -> String {
     }
     let _ = writeln!(
         s,
-        "Both networks built from the public API (`bench-harness/src/mobilenet.rs`): stem conv \
-         3x3 s2, 13 blocks, global average pool, fully connected; Conv MobileNet replaces each \
-         depthwise + pointwise pair by one standard 3x3 conv of the same stride. Seeded random \
-         weights packed once, buffers allocated once, batch 1, ReLU after every conv.\n"
+        "Both networks built from the public API (`bench-harness/src/mobilenet/`): stem conv \
+         3x3 s2, 13 blocks, global average pool, fully connected, softmax; Conv MobileNet \
+         replaces each depthwise + pointwise pair by one standard 3x3 conv of the same stride. \
+         Seeded random weights and batch norm (folded at load) packed once, buffers allocated \
+         once, batch 1, ReLU6 after every conv.\n"
     );
     let _ = writeln!(
         s,
@@ -501,7 +502,7 @@ pub fn explanation(r: &Results) -> String {
             let _ = write!(
                 s,
                 " Here the separable pair is the faster per FLOP (the standard convolution pays \
-                 for its im2col copy and its larger weights), so the speedup exceeds theory."
+                 for its larger weights and window copies), so the speedup exceeds theory."
             );
         }
     }
