@@ -1,5 +1,5 @@
-//! `sepconv-bench`: the report tool (`report`), the CI regression check (`compare`), and the
-//! analytic tables (`cost`, `layers`).
+//! `sepconv-bench`: the report tool (`report`), the CI regression check (`compare`), the whole
+//! network (`mobilenet`), and the analytic tables (`cost`, `layers`).
 
 #![forbid(unsafe_code)]
 
@@ -57,6 +57,10 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         probe_ms: u64,
     },
+    /// Run the whole MobileNet v1 (or Conv MobileNet) forward: per-layer time, share and GFLOP/s
+    /// inside whole inferences, end-to-end latency (median, min, max) against the FMA peak
+    /// measured in the same run, and the top-5 classes.
+    Mobilenet(sepconv_bench::mobilenet::cli::MobilenetArgs),
     /// List the workload layers: id, shape, mult-adds, parameters, arithmetic intensity.
     Layers {
         /// Only layers whose id contains this.
@@ -174,6 +178,23 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("sepconv-bench render: {e}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Mobilenet(a) => {
+            if cfg!(debug_assertions) {
+                eprintln!(
+                    "sepconv-bench: warning: a debug build; run with --release for real numbers"
+                );
+            }
+            match sepconv_bench::mobilenet::cli::run(&a) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sepconv-bench mobilenet: {e}");
+                    ExitCode::from(2)
                 }
             }
         }

@@ -1,0 +1,240 @@
+//! `sepconv-bench mobilenet`: runs the whole network repeatedly and prints per-layer times
+//! (measured inside the whole forwards), end-to-end latency and the top-5 classes.
+
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use sepconv::{Isa, Kernels};
+
+use super::{network, parse_alpha, top_k, ModelError, NetRunner, Weights};
+use crate::cases::random_vec;
+use crate::measure::median;
+
+/// Seed of the default random weights and of the input images.
+pub const SEED: u64 = 0x5EED;
+
+/// Arguments of `sepconv-bench mobilenet`.
+#[derive(Args, Clone, Debug)]
+pub struct MobilenetArgs {
+    /// Width multiplier: 1.0, 0.75, 0.5 or 0.25.
+    #[arg(long, default_value = "1.0")]
+    pub alpha: String,
+    /// Input resolution: 224, 192, 160 or 128.
+    #[arg(long, default_value_t = 224)]
+    pub resolution: usize,
+    /// Threads for the operators (0 = all CPUs).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Images per inference.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// ISA to run (portable, avx2, avx512, neon; default: the best, or SEPCONV_ISA).
+    #[arg(long)]
+    pub isa: Option<String>,
+    /// Unfolded weights from a .safetensors file with Keras' MobileNet tensor names (default:
+    /// seeded random weights and batch norm).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Write the weights used (unfolded) to this .safetensors file and continue.
+    #[arg(long)]
+    pub save_weights: Option<PathBuf>,
+    /// Conv MobileNet (paper Table 4): standard 3x3 convolutions instead of separable blocks.
+    #[arg(long)]
+    pub conv: bool,
+    /// Exactly this many timed inferences (after 2 warm-up ones).
+    #[arg(long, conflicts_with = "budget_ms")]
+    pub runs: Option<usize>,
+    /// Time budget in milliseconds for the timed inferences (default 3000; at least 5 runs).
+    #[arg(long)]
+    pub budget_ms: Option<u64>,
+}
+
+/// Runs the command; returns the text to print.
+pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
+    let alpha = parse_alpha(&a.alpha)?;
+    let net = network(alpha, a.resolution, a.conv)?;
+    let k = match &a.isa {
+        Some(name) => {
+            let isa = Isa::from_name(name).ok_or_else(|| {
+                ModelError::Unsupported(format!(
+                    "unknown ISA {name:?} (portable, avx2, avx512, neon)"
+                ))
+            })?;
+            Kernels::for_isa(isa).ok_or(ModelError::Kernel(sepconv::Error::IsaUnavailable(isa)))?
+        }
+        None => Kernels::try_best()?,
+    };
+    let threads = if a.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        a.threads
+    };
+    let k = k.with_threads(threads)?;
+    let (weights, source) = match &a.weights {
+        Some(p) => (Weights::load(p)?, p.display().to_string()),
+        None => (
+            Weights::random(&net, SEED),
+            format!("random (seed {SEED:#x}), batch norm folded"),
+        ),
+    };
+    if let Some(p) = &a.save_weights {
+        weights.save(p)?;
+    }
+    let mut runner = NetRunner::with_weights(k, &net, &weights, a.batch)?;
+    let mut rng = StdRng::seed_from_u64(SEED + 1);
+    let len = runner.input_mut().len();
+    runner
+        .input_mut()
+        .copy_from_slice(&random_vec(&mut rng, len, 1.0));
+
+    let isa = k.isa();
+    let peak_before = sepconv::probe::fma_peak_gflops(isa, threads).unwrap_or(0.0);
+    for _ in 0..2 {
+        runner.run()?;
+    }
+    let n_stages = runner.layers().count() + 1;
+    let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); n_stages];
+    let mut total = Vec::new();
+    let mut times = vec![0.0; n_stages];
+    let budget = Duration::from_millis(a.budget_ms.unwrap_or(3000));
+    let start = Instant::now();
+    loop {
+        let done = match a.runs {
+            Some(r) => total.len() >= r.max(1),
+            None => total.len() >= 5 && start.elapsed() >= budget || total.len() >= 100_000,
+        };
+        if done {
+            break;
+        }
+        times.fill(0.0);
+        let t0 = Instant::now();
+        runner.run_timed(&mut times)?;
+        total.push(t0.elapsed().as_secs_f64());
+        for (s, &t) in per_layer.iter_mut().zip(&times) {
+            s.push(t);
+        }
+    }
+    let peak_after = sepconv::probe::fma_peak_gflops(isa, threads).unwrap_or(0.0);
+    let peak = peak_before.max(peak_after);
+
+    let batch = a.batch as f64;
+    let mut o = String::new();
+    let dw = |s| k.dw_kernel(s).name;
+    let _ = writeln!(
+        o,
+        "{}: batch {}, {isa}, {threads} thread{} ({}, {} / {})",
+        net.name,
+        a.batch,
+        if threads == 1 { "" } else { "s" },
+        k.gemm_kernel().name,
+        dw(1),
+        dw(2)
+    );
+    let _ = writeln!(
+        o,
+        "{:.1} M mult-adds and {:.2} M weights per image; weights: {source}",
+        net.macs() as f64 / 1e6,
+        net.params() as f64 / 1e6
+    );
+    let _ = writeln!(
+        o,
+        "FMA peak {peak:.1} GFLOP/s ({threads} thread{}, measured in this run: {peak_before:.1} \
+         before, {peak_after:.1} after; the larger is used); {} timed runs",
+        if threads == 1 { "" } else { "s" },
+        total.len()
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{:<24} {:<30} {:>8} {:>10} {:>7} {:>8} {:>7}",
+        "layer", "shape", "MFLOP", "median ms", "share %", "GFLOP/s", "% peak"
+    );
+    let medians: Vec<f64> = per_layer.iter_mut().map(|s| median(s)).collect();
+    let sum: f64 = medians.iter().sum();
+    let mut rows: Vec<(String, String, f64)> = runner
+        .layers()
+        .map(|(name, l)| {
+            (
+                name.to_string(),
+                l.shape_str(),
+                l.flops() as f64 * batch / 1e6,
+            )
+        })
+        .collect();
+    rows.push((
+        "softmax".into(),
+        format!("{} classes", runner.classes()),
+        0.0,
+    ));
+    for ((name, shape, mflop), &t) in rows.iter().zip(&medians) {
+        let gflops = if t > 0.0 { mflop / 1e3 / t } else { 0.0 };
+        let _ = writeln!(
+            o,
+            "{name:<24} {shape:<30} {mflop:>8.2} {:>10.4} {:>7.2} {gflops:>8.1} {:>7.1}",
+            t * 1e3,
+            100.0 * t / sum,
+            pct(gflops, peak)
+        );
+    }
+    let flops = net.flops() as f64 * batch;
+    let _ = writeln!(
+        o,
+        "{:<24} {:<30} {:>8.2} {:>10.4} {:>7.2} {:>8.1} {:>7.1}",
+        "sum of layer medians",
+        "",
+        flops / 1e6,
+        sum * 1e3,
+        100.0,
+        flops / 1e9 / sum,
+        pct(flops / 1e9 / sum, peak)
+    );
+    let (lo, hi) = total.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &t| {
+        (lo.min(t), hi.max(t))
+    });
+    let med = median(&mut total);
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "end-to-end latency (batch {}): median {:.3} ms, min {:.3} ms, max {:.3} ms over {} runs; \
+         {:.1} GFLOP/s at the median = {:.1}% of the FMA peak{}",
+        a.batch,
+        med * 1e3,
+        lo * 1e3,
+        hi * 1e3,
+        per_layer[0].len(),
+        flops / 1e9 / med,
+        pct(flops / 1e9 / med, peak),
+        if a.batch > 1 {
+            format!(" ({:.3} ms per image)", med * 1e3 / batch)
+        } else {
+            String::new()
+        }
+    );
+    let probs = runner.probabilities();
+    let shown = a.batch.min(4);
+    for (i, p) in probs.chunks_exact(runner.classes()).take(shown).enumerate() {
+        let top: Vec<String> = top_k(p, 5)
+            .iter()
+            .map(|(c, v)| format!("{c} ({v:.4})"))
+            .collect();
+        let _ = writeln!(o, "top-5 classes, image {i}: {}", top.join(", "));
+    }
+    if a.batch > shown {
+        let _ = writeln!(o, "({} more images not shown)", a.batch - shown);
+    }
+    Ok(o)
+}
+
+fn pct(gflops: f64, peak: f64) -> f64 {
+    if peak > 0.0 {
+        100.0 * gflops / peak
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,261 @@
+//! [`NetRunner`]: a network's folded weights packed once for one set of kernels, its input and
+//! two ping-pong activation buffers allocated once for a batch size; [`NetRunner::run`] is one
+//! inference (conv / depthwise / pointwise with fused bias + ReLU6, average pool, classifier,
+//! softmax) and allocates nothing itself.
+
+#![forbid(unsafe_code)]
+
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use sepconv::{
+    Activation, Conv3x3Params, ConvWeights, DepthwiseWeights, FullyConnectedWeights, Kernels,
+    PointwiseWeights, Shape, TensorView, TensorViewMut, WeightLayout,
+};
+
+use super::weights::{fold_network, FoldedLayer, Weights};
+use super::ModelError;
+use crate::cases::random_vec;
+use crate::workloads::{Layer, Network, Op};
+
+enum Packed {
+    Conv(ConvWeights),
+    Dw(DepthwiseWeights),
+    Pw(PointwiseWeights),
+    Fc(FullyConnectedWeights),
+    Pool,
+}
+
+struct Stage {
+    layer: Layer,
+    name: String,
+    packed: Packed,
+}
+
+/// The activation after every conv, depthwise and pointwise layer (Keras' MobileNet: ReLU6).
+pub const ACTIVATION: Activation = Activation::Relu6;
+
+/// A network ready to run on one set of kernels, for a fixed batch size.
+pub struct NetRunner {
+    k: Kernels,
+    network: Network,
+    batch: usize,
+    stages: Vec<Stage>,
+    input: Vec<f32>,
+    bufs: [Vec<f32>; 2],
+    probs: Vec<f32>,
+    classes: usize,
+}
+
+impl NetRunner {
+    /// Batch 1 with seeded random weights ([`Weights::random`], batch norm folded at load) and a
+    /// seeded random input: what the report's `net.*` rows time.
+    pub fn new(k: Kernels, network: &Network, seed: u64) -> Result<NetRunner, ModelError> {
+        let w = Weights::random(network, seed);
+        let mut r = NetRunner::with_weights(k, network, &w, 1)?;
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x1A9E);
+        let len = r.input.len();
+        r.input.copy_from_slice(&random_vec(&mut rng, len, 1.0));
+        Ok(r)
+    }
+
+    /// Checks and folds `weights` (see [`fold_network`]), packs every layer once and allocates
+    /// the buffers for `batch` images. The input starts as zeros ([`NetRunner::input_mut`]).
+    pub fn with_weights(
+        k: Kernels,
+        network: &Network,
+        weights: &Weights,
+        batch: usize,
+    ) -> Result<NetRunner, ModelError> {
+        let folded = fold_network(network, weights)?;
+        NetRunner::from_folded(k, network, &folded, batch)
+    }
+
+    /// As [`NetRunner::with_weights`], from already folded layers (one per layer of `network`).
+    pub fn from_folded(
+        k: Kernels,
+        network: &Network,
+        folded: &[FoldedLayer],
+        batch: usize,
+    ) -> Result<NetRunner, ModelError> {
+        if batch == 0 {
+            return Err(ModelError::Unsupported("batch must be at least 1".into()));
+        }
+        let (first, last) = match (network.layers.first(), network.layers.last()) {
+            (Some(f), Some(l)) if folded.len() == network.layers.len() => (f, l),
+            _ => {
+                return Err(ModelError::Unsupported(format!(
+                    "{}: {} layers, {} folded",
+                    network.id,
+                    network.layers.len(),
+                    folded.len()
+                )))
+            }
+        };
+        let mut max_len = 0;
+        let mut stages = Vec::with_capacity(folded.len());
+        for (l, f) in network.layers.iter().zip(folded) {
+            max_len = max_len.max(l.output_len());
+            let (w, b) = (&f.weights[..], Some(&f.bias[..]));
+            let packed = match l.op {
+                Op::Conv3x3 => {
+                    Packed::Conv(k.pack_conv3x3(w, WeightLayout::Hwio, b, l.cin, l.cout)?)
+                }
+                Op::Depthwise3x3 => {
+                    Packed::Dw(k.pack_depthwise3x3(w, WeightLayout::Hwio, b, l.cin)?)
+                }
+                Op::Pointwise => {
+                    Packed::Pw(k.pack_pointwise(w, WeightLayout::Hwio, b, l.cin, l.cout)?)
+                }
+                Op::FullyConnected => Packed::Fc(k.pack_fully_connected(
+                    w,
+                    WeightLayout::Hwio,
+                    b,
+                    l.h * l.w * l.cin,
+                    l.cout,
+                )?),
+                Op::AvgPool => Packed::Pool,
+            };
+            stages.push(Stage {
+                layer: l.clone(),
+                name: f.name.clone(),
+                packed,
+            });
+        }
+        let classes = last.output_len();
+        Ok(NetRunner {
+            k,
+            network: network.clone(),
+            batch,
+            stages,
+            input: vec![0.0; batch * first.input_len()],
+            bufs: [vec![0.0; batch * max_len], vec![0.0; batch * max_len]],
+            probs: vec![0.0; batch * classes],
+            classes,
+        })
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The kernels it runs on.
+    pub fn kernels(&self) -> Kernels {
+        self.k
+    }
+
+    /// Images per inference.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Classes per image (1000).
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The layers in execution order, with their Keras names. [`NetRunner::run_timed`] times
+    /// these and then the softmax.
+    pub fn layers(&self) -> impl Iterator<Item = (&str, &Layer)> {
+        self.stages.iter().map(|s| (s.name.as_str(), &s.layer))
+    }
+
+    /// The input images (dense NHWC, `batch x r x r x 3`), to overwrite before a run.
+    pub fn input_mut(&mut self) -> &mut [f32] {
+        &mut self.input
+    }
+
+    /// One inference of the whole batch; returns the class probabilities (softmax),
+    /// `batch x 1000`, image after image.
+    pub fn run(&mut self) -> sepconv::Result<&[f32]> {
+        self.forward(None)?;
+        Ok(&self.probs)
+    }
+
+    /// As [`NetRunner::run`], adding each layer's seconds to `times[i]` (one entry per layer,
+    /// then one for the softmax): per-layer times inside whole forwards, with the caches as a
+    /// real inference leaves them.
+    ///
+    /// # Panics
+    /// If `times` does not have one entry per layer plus one.
+    pub fn run_timed(&mut self, times: &mut [f64]) -> sepconv::Result<&[f32]> {
+        assert_eq!(
+            times.len(),
+            self.stages.len() + 1,
+            "one time per layer + softmax"
+        );
+        self.forward(Some(times))?;
+        Ok(&self.probs)
+    }
+
+    /// The logits (classifier outputs before softmax) of the last run, `batch x 1000`.
+    pub fn logits(&self) -> &[f32] {
+        let n = self.stages.len();
+        &self.bufs[(n - 1) % 2][..self.batch * self.classes]
+    }
+
+    /// The probabilities of the last run (as [`NetRunner::run`] returned them).
+    pub fn probabilities(&self) -> &[f32] {
+        &self.probs
+    }
+
+    fn forward(&mut self, mut times: Option<&mut [f64]>) -> sepconv::Result<()> {
+        let (k, n) = (self.k, self.batch);
+        let [b0, b1] = &mut self.bufs;
+        let input = &self.input[..];
+        for (i, st) in self.stages.iter().enumerate() {
+            let t0 = times.as_ref().map(|_| Instant::now());
+            let (src, dst): (&[f32], &mut [f32]) = match (i, i % 2) {
+                (0, _) => (input, &mut b0[..]),
+                (_, 0) => (&b1[..], &mut b0[..]),
+                _ => (&b0[..], &mut b1[..]),
+            };
+            let l = &st.layer;
+            let (oh, ow) = l.out_hw();
+            let x = TensorView::new(&src[..n * l.input_len()], Shape::new(n, l.h, l.w, l.cin))?;
+            let mut y = TensorViewMut::new(
+                &mut dst[..n * l.output_len()],
+                Shape::new(n, oh, ow, l.cout),
+            )?;
+            let p = Conv3x3Params::new().stride(l.stride).activation(ACTIVATION);
+            match &st.packed {
+                Packed::Conv(w) => k.conv3x3(&x, w, &p, &mut y)?,
+                Packed::Dw(w) => k.depthwise3x3(&x, w, &p, &mut y)?,
+                Packed::Pw(w) => k.pointwise(&x, w, ACTIVATION, &mut y)?,
+                Packed::Fc(w) => k.fully_connected(&x, w, Activation::None, &mut y)?,
+                Packed::Pool => k.global_avg_pool(&x, &mut y)?,
+            }
+            if let (Some(t), Some(t0)) = (times.as_deref_mut(), t0) {
+                t[i] += t0.elapsed().as_secs_f64();
+            }
+        }
+        let t0 = times.as_ref().map(|_| Instant::now());
+        let logits = &self.bufs[(self.stages.len() - 1) % 2][..n * self.classes];
+        for (z, p) in logits
+            .chunks_exact(self.classes)
+            .zip(self.probs.chunks_exact_mut(self.classes))
+        {
+            softmax(z, p);
+        }
+        if let (Some(t), Some(t0)) = (times, t0) {
+            t[self.stages.len()] += t0.elapsed().as_secs_f64();
+        }
+        Ok(())
+    }
+}
+
+/// `p = exp(z - max z) / sum exp(z - max z)`, the sum in f64. NaN in, NaN out.
+pub fn softmax(z: &[f32], p: &mut [f32]) {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f64;
+    for (p, &z) in p.iter_mut().zip(z) {
+        *p = (z - max).exp();
+        sum += f64::from(*p);
+    }
+    let inv = (1.0 / sum) as f32;
+    for p in p.iter_mut() {
+        *p *= inv;
+    }
+}

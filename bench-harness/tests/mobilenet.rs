@@ -1,0 +1,437 @@
+//! The whole MobileNet v1 forward (`sepconv_bench::mobilenet`) against the f64 reference, on every
+//! ISA and thread count; batch-norm folding; safetensors weights; batching; the CLI.
+
+#![forbid(unsafe_code)]
+
+use std::process::Command;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use sepconv::Kernels;
+use sepconv_bench::cases::random_vec;
+use sepconv_bench::mobilenet::{
+    fold_batch_norm, fold_network, network, BatchNorm, FoldedLayer, ModelError, NetRunner, Weights,
+    KERAS_BN_EPSILON,
+};
+use sepconv_bench::workloads::Op;
+use sepconv_reference as r;
+
+/// Seeded images, `batch x r x r x 3`, in [-1, 1] (Keras' MobileNet preprocessing range).
+fn images(runner: &NetRunner, seed: u64) -> Vec<f32> {
+    let len = runner.batch() * runner.network().resolution.pow(2) * 3;
+    random_vec(&mut StdRng::seed_from_u64(seed), len, 1.0)
+}
+
+/// The network through the naive f64 reference, layer by layer, from the same folded weights
+/// (each layer's output rounded to f32 before the next, as the kernels store it): the logits.
+fn reference_logits(folded: &[FoldedLayer], input: &[f32], batch: usize) -> Vec<f64> {
+    let first = &folded[0].layer;
+    let mut x = r::Tensor::new(batch, first.h, first.w, first.cin, input.to_vec());
+    let mut last = Vec::new();
+    for f in folded {
+        let l = &f.layer;
+        let (w, b) = (&f.weights[..], Some(&f.bias[..]));
+        let e = match l.op {
+            Op::Conv3x3 | Op::Depthwise3x3 => r::conv2d(
+                &x,
+                w,
+                b,
+                l.cout,
+                &r::Conv2d {
+                    kh: 3,
+                    kw: 3,
+                    stride: l.stride,
+                    padding: r::Padding::same(l.h, l.w, 3, l.stride),
+                    groups: if l.op == Op::Conv3x3 { 1 } else { l.cin },
+                    activation: r::Activation::Relu6,
+                },
+            ),
+            Op::Pointwise => r::pointwise(&x, w, b, l.cout, r::Activation::Relu6),
+            Op::AvgPool => r::global_avg_pool(&x),
+            Op::FullyConnected => {
+                r::fully_connected(&x, w, l.h * l.w * l.cin, b, l.cout, r::Activation::None)
+            }
+        };
+        last = e.value.clone();
+        let data = e.value.iter().map(|&v| v as f32).collect();
+        x = r::Tensor::new(e.n, e.h, e.w, e.c, data);
+    }
+    last
+}
+
+/// Compares logits with the reference, tolerance relative to the logits' scale; checks the
+/// probabilities are the softmax of the logits and sum to 1 per image.
+fn check_against_reference(runner: &mut NetRunner, folded: &[FoldedLayer], what: &str) {
+    let input = images(runner, 11);
+    runner.input_mut().copy_from_slice(&input);
+    let want = reference_logits(folded, &input, runner.batch());
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(scale > 0.1, "{what}: logits vanished ({scale})");
+    let probs = runner.run().unwrap().to_vec();
+    let logits = runner.logits();
+    assert_eq!(logits.len(), want.len());
+    for (i, (g, w)) in logits.iter().zip(&want).enumerate() {
+        assert!(
+            (f64::from(*g) - w).abs() <= 1e-4 * scale,
+            "{what}: logit {i}: {g} vs reference {w} (scale {scale})"
+        );
+    }
+    let classes = runner.classes();
+    assert_eq!(probs.len(), runner.batch() * classes);
+    for (p, z) in probs
+        .chunks_exact(classes)
+        .zip(logits.chunks_exact(classes))
+    {
+        let sum: f64 = p.iter().map(|&v| f64::from(v)).sum();
+        assert!(
+            (sum - 1.0).abs() < 1e-5,
+            "{what}: probabilities sum to {sum}"
+        );
+        let zt = r::Tensor::new(1, 1, 1, classes, z.to_vec());
+        for (g, w) in p.iter().zip(&r::softmax(&zt).data) {
+            assert!(
+                (g - w).abs() <= 1e-6 + 1e-5 * w,
+                "{what}: softmax {g} vs {w}"
+            );
+        }
+    }
+    // Buffers are reused: a second run gives the same probabilities.
+    assert_eq!(runner.run().unwrap(), &probs[..]);
+}
+
+#[test]
+fn mobilenet_batch_2_matches_the_reference_on_every_isa() {
+    let net = network(25, 128, false).unwrap();
+    let w = Weights::random(&net, 7);
+    let folded = fold_network(&net, &w).unwrap();
+    for k in Kernels::available() {
+        let mut runner = NetRunner::with_weights(k, &net, &w, 2).unwrap();
+        check_against_reference(&mut runner, &folded, &format!("{} on {}", net.id, k.isa()));
+    }
+}
+
+#[test]
+fn conv_mobilenet_matches_the_reference_on_every_isa() {
+    let net = network(25, 128, true).unwrap();
+    let w = Weights::random(&net, 8);
+    let folded = fold_network(&net, &w).unwrap();
+    for k in Kernels::available() {
+        let mut runner = NetRunner::with_weights(k, &net, &w, 1).unwrap();
+        check_against_reference(&mut runner, &folded, &format!("{} on {}", net.id, k.isa()));
+    }
+}
+
+#[test]
+fn every_thread_count_gives_identical_outputs() {
+    let net = network(25, 128, false).unwrap();
+    let w = Weights::random(&net, 9);
+    for k in Kernels::available() {
+        let mut outs: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+        for threads in 1..=4 {
+            let kt = k.with_threads(threads).unwrap();
+            let mut runner = NetRunner::with_weights(kt, &net, &w, 2).unwrap();
+            let input = images(&runner, 12);
+            runner.input_mut().copy_from_slice(&input);
+            let p = runner.run().unwrap().to_vec();
+            outs.push((runner.logits().to_vec(), p));
+        }
+        for (t, o) in outs.iter().enumerate().skip(1) {
+            assert!(
+                *o == outs[0],
+                "{}: {} threads differ from 1 thread",
+                k.isa(),
+                t + 1
+            );
+        }
+    }
+}
+
+/// Per image, a batch-2 run equals batch-1 runs of each image. Not bit for bit on every ISA: the
+/// AVX2 GEMM splits the depth of short tiles (fewer than 4 rows) over 2 or 4 accumulator chains,
+/// so a row's rounding depends on the height of the tile it lands in, and batching moves rows
+/// between tiles (the classifier: M = 1 vs 2; pointwise tails). Hence a tolerance far below
+/// the reference test's, relative to the logits' scale.
+#[test]
+fn batch_2_equals_two_batch_1_runs() {
+    let net = network(25, 128, false).unwrap();
+    let w = Weights::random(&net, 10);
+    for k in Kernels::available() {
+        let mut two = NetRunner::with_weights(k, &net, &w, 2).unwrap();
+        let input = images(&two, 13);
+        let half = input.len() / 2;
+        assert_ne!(input[..half], input[half..]);
+        two.input_mut().copy_from_slice(&input);
+        let probs = two.run().unwrap().to_vec();
+        let logits = two.logits().to_vec();
+        let scale = logits.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let mut one = NetRunner::with_weights(k, &net, &w, 1).unwrap();
+        let classes = one.classes();
+        for i in 0..2 {
+            one.input_mut()
+                .copy_from_slice(&input[i * half..(i + 1) * half]);
+            one.run().unwrap();
+            let range = i * classes..(i + 1) * classes;
+            for (g, w) in one.logits().iter().zip(&logits[range.clone()]) {
+                assert!(
+                    (g - w).abs() <= 1e-6 * scale,
+                    "{} image {i}: batch-1 logit {g}, batch-2 {w}",
+                    k.isa()
+                );
+            }
+            for (g, w) in one.probabilities().iter().zip(&probs[range]) {
+                assert!((g - w).abs() <= 1e-6, "{} image {i}: {g} vs {w}", k.isa());
+            }
+        }
+        // The two images give different outputs (the batch is not one image twice).
+        assert!(
+            probs[..classes]
+                .iter()
+                .zip(&probs[classes..])
+                .any(|(a, b)| (a - b).abs() > 1e-4),
+            "{}",
+            k.isa()
+        );
+    }
+}
+
+/// Runs `w` on a fresh batch-1 runner with a fixed image.
+fn probs_of(net: &sepconv_bench::workloads::Network, w: &Weights) -> Vec<f32> {
+    let mut runner = NetRunner::with_weights(Kernels::best(), net, w, 1).unwrap();
+    let input = images(&runner, 14);
+    runner.input_mut().copy_from_slice(&input);
+    runner.run().unwrap().to_vec()
+}
+
+#[test]
+fn safetensors_round_trip() {
+    let net = network(25, 128, false).unwrap();
+    let w = Weights::random(&net, 15);
+    let bytes = w.to_safetensors().unwrap();
+    let back = Weights::from_safetensors(&bytes).unwrap();
+    assert_eq!(back, w);
+    assert_eq!(probs_of(&net, &back), probs_of(&net, &w));
+    // Through a file.
+    let path =
+        std::env::temp_dir().join(format!("sepconv-mnet-{}.safetensors", std::process::id()));
+    w.save(&path).unwrap();
+    let loaded = Weights::load(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(loaded.unwrap(), w);
+    // Extra tensors are ignored.
+    let mut extra = w.clone();
+    extra.insert("dropout/unused", &[2], vec![1.0, 2.0]);
+    assert_eq!(probs_of(&net, &extra), probs_of(&net, &w));
+}
+
+#[test]
+fn bad_weights_give_typed_errors_naming_the_tensor() {
+    let net = network(25, 128, false).unwrap();
+    let k = Kernels::best();
+    let w = Weights::random(&net, 16);
+
+    let mut missing = w.clone();
+    missing.remove("conv_pw_5_bn/gamma").unwrap();
+    let e = NetRunner::with_weights(k, &net, &missing, 1).err().unwrap();
+    assert_eq!(
+        e,
+        ModelError::MissingTensor {
+            name: "conv_pw_5_bn/gamma".into()
+        }
+    );
+    assert!(e.to_string().contains("conv_pw_5_bn/gamma"), "{e}");
+
+    // A depthwise kernel saved without its multiplier axis.
+    let mut shape = w.clone();
+    let t = shape.remove("conv_dw_3/depthwise_kernel").unwrap();
+    let c = t.shape[2];
+    shape.insert("conv_dw_3/depthwise_kernel", &[3, 3, c], t.data);
+    let e = NetRunner::with_weights(k, &net, &shape, 1).err().unwrap();
+    assert_eq!(
+        e,
+        ModelError::WrongShape {
+            name: "conv_dw_3/depthwise_kernel".into(),
+            expected: vec![3, 3, c, 1],
+            got: vec![3, 3, c],
+        }
+    );
+    assert!(e.to_string().contains("conv_dw_3/depthwise_kernel"), "{e}");
+
+    // The classifier stored as F16 in the file.
+    let f16 = vec![0u8; 2 * 256 * 1000];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![1, 1, 256, 1000], &f16)
+            .unwrap();
+    let bytes = safetensors::serialize([("conv_preds/kernel", view)], None).unwrap();
+    let mut dtype = Weights::from_safetensors(&bytes).unwrap();
+    for name in w.names().filter(|n| *n != "conv_preds/kernel") {
+        let t = w.get(name).unwrap();
+        dtype.insert(name, &t.shape, t.data.clone());
+    }
+    let e = NetRunner::with_weights(k, &net, &dtype, 1).err().unwrap();
+    assert_eq!(
+        e,
+        ModelError::WrongDtype {
+            name: "conv_preds/kernel".into(),
+            dtype: "F16".into()
+        }
+    );
+
+    // Not a safetensors file; a file that is not there.
+    assert!(matches!(
+        Weights::from_safetensors(b"not a safetensors file"),
+        Err(ModelError::File(_))
+    ));
+    assert!(matches!(
+        Weights::load(std::path::Path::new("/nonexistent/w.safetensors")),
+        Err(ModelError::File(_))
+    ));
+}
+
+/// Unfolded: conv (no bias) through the reference, then batch norm by its definition.
+fn conv_then_bn(
+    x: &r::Tensor,
+    kernel: &[f32],
+    cout: usize,
+    groups: usize,
+    bn: &BatchNorm<'_>,
+) -> Vec<f64> {
+    let spec = r::Conv2d {
+        kh: 3,
+        kw: 3,
+        stride: 1,
+        padding: r::Padding::same(x.h, x.w, 3, 1),
+        groups,
+        activation: r::Activation::None,
+    };
+    let y = r::conv2d(x, kernel, None, cout, &spec);
+    y.value
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let c = i % cout;
+            let (g, b, m, var) = (bn.gamma[c], bn.beta[c], bn.mean[c], bn.var[c]);
+            f64::from(g) * (v - f64::from(m)) / (f64::from(var) + KERAS_BN_EPSILON).sqrt()
+                + f64::from(b)
+        })
+        .collect()
+}
+
+#[test]
+fn batch_norm_folding_matches_conv_then_batch_norm() {
+    // A 3x3 image with 2 channels; variances small enough that eps matters (0.01 vs 0.011).
+    let x = r::Tensor::new(
+        1,
+        3,
+        3,
+        2,
+        vec![
+            1.0, -2.0, 0.5, 3.0, -1.5, 2.0, 0.25, -0.75, 4.0, 1.0, -3.0, 0.5, 2.5, -1.0, 0.0, 1.5,
+            -0.5, 2.0,
+        ],
+    );
+    let bn = BatchNorm {
+        gamma: &[2.0, 0.5],
+        beta: &[0.1, -0.2],
+        mean: &[0.3, -1.0],
+        var: &[0.01, 0.02],
+        eps: KERAS_BN_EPSILON,
+    };
+    let act = r::Activation::None;
+    let spec = |groups| r::Conv2d {
+        kh: 3,
+        kw: 3,
+        stride: 1,
+        padding: r::Padding::same(3, 3, 3, 1),
+        groups,
+        activation: act,
+    };
+    // Standard conv, HWIO (3, 3, 2, 2); depthwise (3, 3, 2, 1).
+    let conv: Vec<f32> = (0..36).map(|i| ((i * 7 % 11) as f32 - 5.0) / 8.0).collect();
+    let dw: Vec<f32> = (0..18).map(|i| ((i * 5 % 9) as f32 - 4.0) / 4.0).collect();
+    for (kernel, groups) in [(&conv, 1), (&dw, 2)] {
+        let want = conv_then_bn(&x, kernel, 2, groups, &bn);
+        let (w, b) = fold_batch_norm(kernel, &bn);
+        let got = r::conv2d(&x, &w, Some(&b), 2, &spec(groups));
+        for (g, e) in got.value.iter().zip(&want) {
+            assert!(
+                (g - e).abs() <= 1e-5 * e.abs().max(1.0),
+                "groups {groups}: folded {g} vs conv-then-BN {e}"
+            );
+        }
+    }
+    // By hand: w' = w * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps).
+    let (w, b) = fold_batch_norm(&[1.0, 1.0], &bn);
+    let s0 = 2.0 / (0.01f32 as f64 + 1e-3).sqrt();
+    assert!((f64::from(w[0]) - s0).abs() < 1e-5, "{}", w[0]);
+    assert!((f64::from(b[0]) - (0.1f32 as f64 - 0.3f32 as f64 * s0)).abs() < 1e-5);
+    assert_eq!(b.len(), 2);
+}
+
+#[test]
+fn the_report_constructor_runs_random_folded_weights() {
+    let net = network(25, 128, false).unwrap();
+    let mut runner = NetRunner::new(Kernels::best(), &net, 1).unwrap();
+    let p = runner.run().unwrap();
+    assert_eq!(p.len(), 1000);
+    let sum: f64 = p.iter().map(|&v| f64::from(v)).sum();
+    assert!((sum - 1.0).abs() < 1e-5);
+    assert!(matches!(
+        NetRunner::with_weights(Kernels::best(), &net, &Weights::random(&net, 1), 0),
+        Err(ModelError::Unsupported(_))
+    ));
+}
+
+fn bench_cmd() -> Command {
+    let exe = env!("CARGO_BIN_EXE_sepconv-bench");
+    match std::env::var("SEPCONV_TEST_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut c = Command::new(runner);
+            c.arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    }
+}
+
+#[test]
+fn cli_prints_layers_latency_and_top_5() {
+    let out = bench_cmd()
+        .args([
+            "mobilenet",
+            "--alpha",
+            "0.25",
+            "--resolution",
+            "128",
+            "--batch",
+            "2",
+            "--runs",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "MobileNet v1 0.25-128: batch 2",
+        "conv1 ",
+        "conv_dw_13 ",
+        "conv_pw_13 ",
+        "conv_preds ",
+        "softmax ",
+        "end-to-end latency (batch 2): median",
+        "over 3 runs",
+        "top-5 classes, image 1:",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let bad = bench_cmd()
+        .args(["mobilenet", "--resolution", "100", "--runs", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("resolution 100"));
+}
