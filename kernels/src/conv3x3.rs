@@ -27,7 +27,7 @@ use crate::gemm::{gemm, GemmShape, Segments};
 use crate::pack::{pack_conv3x3, ConvWeights, WeightLayout};
 use crate::params::Conv3x3Params;
 use crate::tensor::{TensorView, TensorViewMut};
-use crate::threading::{run_parts, split_at_offsets, split_even};
+use crate::threading::run_bands;
 use crate::Kernels;
 
 thread_local! {
@@ -69,19 +69,13 @@ impl Kernels {
 
         // One GEMM per output row (M = its pixels), reading A straight from three padded input
         // rows (see the module docs).
-        let rows: Vec<(usize, usize)> = (0..o.n)
-            .flat_map(|n| (0..o.h).map(move |y| (n, y)))
-            .collect();
-        let starts: Vec<usize> = rows.iter().map(|&(n, y)| output.offset(n, y, 0)).collect();
-        let pieces = split_at_offsets(output.data, &starts);
+        let os = output.strides;
+        let rows = (0..o.n * o.h).map(move |r| {
+            let (n, y) = (r / o.h, r % o.h);
+            ((n, y), n * os.batch + y * os.row)
+        });
         let macs = o.n * o.h * o.w * 9 * i.c * o.c;
         let threads = (macs >> 18).clamp(1, self.threads);
-        let bands = split_even(rows.len(), threads, 1);
-        let mut it = rows.iter().copied().zip(pieces);
-        let parts: Vec<Vec<_>> = bands
-            .iter()
-            .map(|b| it.by_ref().take(b.len()).collect())
-            .collect();
         // A padded row: input columns `-pad_left .. (out_w - 1) * stride - pad_left + 3`.
         let padded_w = (o.w - 1) * g.stride + 3;
         let row_len = padded_w * i.c;
@@ -95,7 +89,7 @@ impl Kernels {
             }),
         };
 
-        run_parts(self.threads, parts, |part| {
+        run_bands(self.threads, threads, output.data, rows, |part| {
             WINDOW_ROWS.with(|buf| {
                 let mut buf = buf.borrow_mut();
                 if buf.len() < 3 * row_len {

@@ -130,18 +130,22 @@ impl Kernels {
 }
 
 /// The starting pixels `(n, y)` of the runs of evenly strided pixels of `shape` in both tensors,
-/// and the pixels per run: the whole batch, one image, or one row.
-pub(crate) fn pixel_runs(shape: Shape, a: Strides, b: Strides) -> (Vec<(usize, usize)>, usize) {
+/// and the pixels per run: the whole batch, one image, or one row. (An iterator: no allocation.)
+pub(crate) fn pixel_runs(
+    shape: Shape,
+    a: Strides,
+    b: Strides,
+) -> (impl Iterator<Item = (usize, usize)>, usize) {
     let rows_even = a.row == shape.w * a.pixel && b.row == shape.w * b.pixel;
     let images_even = rows_even && a.batch == shape.h * a.row && b.batch == shape.h * b.row;
-    if images_even {
-        (vec![(0, 0)], shape.n * shape.h * shape.w)
+    // Runs of `images` images x `rows` rows each.
+    let (images, rows, len) = if images_even {
+        (1, 1, shape.n * shape.h * shape.w)
     } else if rows_even {
-        ((0..shape.n).map(|n| (n, 0)).collect(), shape.h * shape.w)
+        (shape.n, 1, shape.h * shape.w)
     } else {
-        let runs = (0..shape.n)
-            .flat_map(|n| (0..shape.h).map(move |y| (n, y)))
-            .collect();
-        (runs, shape.w)
-    }
+        (shape.n, shape.h, shape.w)
+    };
+    let runs = (0..images).flat_map(move |n| (0..rows).map(move |y| (n, y)));
+    (runs, len)
 }

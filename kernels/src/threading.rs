@@ -53,23 +53,106 @@ pub(crate) fn split_even(n: usize, parts: usize, quantum: usize) -> Vec<std::ops
         .collect()
 }
 
-/// Cuts `data` into disjoint pieces starting at the sorted offsets `starts`; piece `i` runs to
-/// `starts[i + 1]` (the last one to the end of `data`). Offsets past the end give empty pieces.
-pub(crate) fn split_at_offsets<'a>(data: &'a mut [f32], starts: &[usize]) -> Vec<&'a mut [f32]> {
-    let mut pieces = Vec::with_capacity(starts.len());
-    let mut rest = data;
-    let mut consumed = 0;
-    for (i, &start) in starts.iter().enumerate() {
-        let skip = (start - consumed).min(rest.len());
-        let tail = std::mem::take(&mut rest).split_at_mut(skip).1;
-        let len = match starts.get(i + 1) {
-            Some(&next) => (next - start).min(tail.len()),
+/// The pieces of an output buffer for a sorted sequence of `(item, start offset)`: piece `i` runs
+/// from its start to the next item's start (the last one to the end of the buffer). Lazy: cutting
+/// allocates nothing.
+pub(crate) struct Pieces<'a, T, I: Iterator<Item = (T, usize)>> {
+    rest: &'a mut [f32],
+    consumed: usize,
+    items: std::iter::Peekable<I>,
+}
+
+impl<'a, T, I: Iterator<Item = (T, usize)>> Pieces<'a, T, I> {
+    /// Pieces of `data` for `items` (sorted by start offset).
+    pub(crate) fn new(data: &'a mut [f32], items: I) -> Self {
+        Pieces {
+            rest: data,
+            consumed: 0,
+            items: items.peekable(),
+        }
+    }
+}
+
+impl<'a, T, I: Iterator<Item = (T, usize)>> Iterator for Pieces<'a, T, I> {
+    type Item = (T, &'a mut [f32]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (item, start) = self.items.next()?;
+        let skip = (start - self.consumed).min(self.rest.len());
+        let tail = std::mem::take(&mut self.rest).split_at_mut(skip).1;
+        let len = match self.items.peek() {
+            Some(&(_, next)) => (next - start).min(tail.len()),
             None => tail.len(),
         };
         let (piece, next) = tail.split_at_mut(len);
-        pieces.push(piece);
-        rest = next;
-        consumed = start + len;
+        self.rest = next;
+        self.consumed = start + len;
+        Some((item, piece))
     }
-    pieces
+}
+
+/// Cuts `data` into the pieces of `items` (see [`Pieces`]) and runs `f` on contiguous bands of
+/// them: one band (all items, in order, on the calling thread, with no allocation) when
+/// `bands <= 1`, else up to `bands` bands of about `items.len() / bands` items on the pool of
+/// `threads` threads. `f` sees a band as an iterator, so it can set up per-thread state once per
+/// band.
+pub(crate) fn run_bands<T: Send, I>(
+    threads: usize,
+    bands: usize,
+    data: &mut [f32],
+    items: I,
+    f: impl Fn(&mut dyn Iterator<Item = (T, &mut [f32])>) + Sync + Send,
+) where
+    I: ExactSizeIterator<Item = (T, usize)>,
+{
+    if threads <= 1 || bands <= 1 || items.len() <= 1 {
+        f(&mut Pieces::new(data, items));
+        return;
+    }
+    let bands = split_even(items.len(), bands, 1);
+    let mut pieces = Pieces::new(data, items);
+    let parts: Vec<Vec<(T, &mut [f32])>> = bands
+        .iter()
+        .map(|b| pieces.by_ref().take(b.len()).collect())
+        .collect();
+    run_parts(threads, parts, |band| f(&mut band.into_iter()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_run_from_each_start_to_the_next() {
+        let mut data: Vec<f32> = (0..10).map(|x| x as f32).collect();
+        let items = [('a', 1), ('b', 4), ('c', 4), ('d', 8)];
+        let got: Vec<(char, Vec<f32>)> = Pieces::new(&mut data, items.into_iter())
+            .map(|(c, p)| (c, p.to_vec()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ('a', vec![1.0, 2.0, 3.0]),
+                ('b', vec![]),
+                ('c', vec![4.0, 5.0, 6.0, 7.0]),
+                ('d', vec![8.0, 9.0])
+            ]
+        );
+    }
+
+    #[test]
+    fn bands_cover_every_item_once_in_order() {
+        for bands in 1..5 {
+            let mut data = vec![0.0f32; 12];
+            let items = (0..6).map(|i| (i, 2 * i));
+            run_bands(4, bands, &mut data, items, |band| {
+                for (i, piece) in band {
+                    assert_eq!(piece.len(), 2);
+                    piece.fill(i as f32 + 1.0);
+                }
+            });
+            let want: Vec<f32> = (0..12).map(|x| (x / 2) as f32 + 1.0).collect();
+            assert_eq!(data, want, "{bands} bands");
+        }
+    }
 }

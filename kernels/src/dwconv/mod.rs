@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::pack::{check_packed_for, pack_depthwise, DepthwiseWeights, WeightLayout};
 use crate::params::Conv3x3Params;
 use crate::tensor::{TensorView, TensorViewMut};
-use crate::threading::{run_parts, split_at_offsets, split_even};
+use crate::threading::run_bands;
 use crate::Kernels;
 use ukernel::{DwRow, MAX_WINDOW_ROWS};
 
@@ -31,9 +31,6 @@ thread_local! {
     /// Copies of input rows with a skewed pixel stride, and which `(image, row)` each slot holds.
     static SCRATCH: RefCell<(Vec<f32>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
-
-/// A block of output rows `(image, first row, rows)` and the piece of the output it owns.
-type BlockPiece<'a> = ((usize, usize, usize), &'a mut [f32]);
 
 impl Kernels {
     /// Packs depthwise 3x3 weights once, for these kernels (either stride).
@@ -77,25 +74,16 @@ impl Kernels {
         // memory order.
         let rpc = kernel.rows_per_call.max(1);
         assert!((rpc - 1) * g.stride + 3 <= MAX_WINDOW_ROWS);
-        let blocks: Vec<(usize, usize, usize)> = (0..o.n)
-            .flat_map(|n| (0..o.h).step_by(rpc).map(move |y| (n, y, rpc.min(o.h - y))))
-            .collect();
-        let starts: Vec<usize> = blocks
-            .iter()
-            .map(|&(n, y, _)| output.offset(n, y, 0))
-            .collect();
+        let per_image = o.h.div_ceil(rpc);
+        let os = output.strides;
+        let blocks = (0..o.n * per_image).map(move |b| {
+            let (n, y) = (b / per_image, b % per_image * rpc);
+            ((n, y, rpc.min(o.h - y)), n * os.batch + y * os.row)
+        });
         let out_row_len = (o.w - 1) * output.strides.pixel + o.c;
         let out_row_stride = output.strides.row;
-        let pieces = split_at_offsets(output.data, &starts);
-
         let macs = 9 * o.n * o.h * o.w * o.c;
         let threads = (macs / MIN_MACS_PER_THREAD).clamp(1, self.threads);
-        let bands = split_even(blocks.len(), threads, 1);
-        let mut parts: Vec<Vec<BlockPiece<'_>>> = Vec::new();
-        let mut it = blocks.iter().copied().zip(pieces);
-        for band in &bands {
-            parts.push(it.by_ref().take(band.len()).collect());
-        }
 
         // Rows whose pixels are a multiple of 2 KiB apart map every pixel's line at one channel
         // offset into one or two L1 sets; such rows are copied once into a scratch ring with a
@@ -115,7 +103,7 @@ impl Kernels {
         let src_row_len = (i.w - 1) * input.strides.pixel + i.c;
         let slots = (rpc - 1) * g.stride + 3;
         let slot_len = i.w * sp;
-        run_parts(self.threads, parts, |part| {
+        run_bands(self.threads, threads, output.data, blocks, |part| {
             ZERO_ROW.with(|z| {
                 SCRATCH.with(|sc| {
                     let mut zero = z.borrow_mut();

@@ -73,36 +73,38 @@ struct KBlock {
 }
 
 /// Cuts the depth `k` into blocks of at most `kc` (BLIS' KC): whole segments per block when a
-/// segment fits `kc`, else each segment in pieces of at most `kc`.
-fn k_blocks(k: usize, kc: usize, segments: Option<Segments>) -> Vec<KBlock> {
+/// segment fits `kc`, else each segment in pieces of at most `kc`. (An iterator: no allocation.)
+fn k_blocks(k: usize, kc: usize, segments: Option<Segments>) -> impl Iterator<Item = KBlock> {
     let Segments { len: sl, stride } = segments.unwrap_or(Segments { len: k, stride: 0 });
     let nseg = k / sl;
-    let mut out = Vec::new();
-    if sl <= kc {
-        let per = kc / sl;
-        for s0 in (0..nseg).step_by(per) {
-            let n = per.min(nseg - s0);
-            out.push(KBlock {
-                p: s0 * sl,
-                len: n * sl,
-                a_off: s0 * stride,
-                seg: sl,
-            });
-        }
+    // Whole segments per block, or pieces per segment.
+    let (per, pieces) = if sl <= kc {
+        (kc / sl, 1)
     } else {
-        for s in 0..nseg {
-            for o in (0..sl).step_by(kc) {
+        (1, sl.div_ceil(kc))
+    };
+    (0..nseg).step_by(per).flat_map(move |s0| {
+        (0..pieces).map(move |q| {
+            if pieces == 1 {
+                let n = per.min(nseg - s0);
+                KBlock {
+                    p: s0 * sl,
+                    len: n * sl,
+                    a_off: s0 * stride,
+                    seg: sl,
+                }
+            } else {
+                let o = q * kc;
                 let len = kc.min(sl - o);
-                out.push(KBlock {
-                    p: s * sl + o,
+                KBlock {
+                    p: s0 * sl + o,
                     len,
-                    a_off: s * stride + o,
+                    a_off: s0 * stride + o,
                     seg: len,
-                });
+                }
             }
-        }
-    }
-    out
+        })
+    })
 }
 
 /// Runs the GEMM, splitting M over `threads`.
@@ -186,11 +188,10 @@ fn gemm_serial(
     assert!(c.len() >= (m - 1) * ldc + n, "C too short");
     let b_data = b.data.as_slice();
     assert!(b_data.len() >= n.div_ceil(nr) * panel_len, "B too short");
-    let blocks = k_blocks(k, bl.kc, segments);
 
     for jc in (0..n).step_by(bl.nc) {
         let nc = bl.nc.min(n - jc);
-        for kb in &blocks {
+        for kb in k_blocks(k, bl.kc, segments) {
             for ic in (0..m).step_by(bl.mc) {
                 let mc = bl.mc.min(m - ic);
                 for jr in (jc..jc + nc).step_by(nr) {
@@ -240,7 +241,6 @@ mod tests {
     ) -> Vec<(usize, usize, usize, usize)> {
         let segments = seg.map(|(len, stride)| Segments { len, stride });
         k_blocks(k, kc, segments)
-            .iter()
             .map(|b| (b.p, b.len, b.a_off, b.seg))
             .collect()
     }
