@@ -396,9 +396,9 @@ fn mobilenet_sized_rows() {
 #[test]
 fn power_of_two_pixel_strides_pick_small_groups() {
     let Some(k) = avx2() else { return };
-    // Pixel strides of 2 and 4 KiB make the stride-2 kernel switch to groups of 2 output pixels
-    // and the stride-1 driver copy rows into a skewed scratch; run those paths with channel
-    // tails, borders and both strides.
+    // Pixel strides of 2 and 4 KiB make the kernels switch to groups of 2 output pixels (the
+    // 2-row variant copies such rows into a skewed scratch: `two_row_blocks_and_skewed_row_copies`);
+    // run those paths with channel tails, borders and both strides.
     let mut seed = 10_000;
     for pixel in [512, 1024] {
         for &c in &[5, 8, 13, 16, 21, 37] {
@@ -420,10 +420,10 @@ fn power_of_two_pixel_strides_pick_small_groups() {
 #[test]
 fn two_row_blocks_and_skewed_row_copies() {
     let Some(k) = avx2() else { return };
-    // At stride 1 the driver copies rows whose pixel stride is a multiple of 2 KiB into a
-    // skewed scratch ring (and hands out blocks of `rows_per_call` rows). Every height, batches
-    // (the ring must not hand one image's row to the next) and thread counts, which must give
-    // identical bits.
+    // For kernels that ask for it (the 2-row variant), the stride-1 driver copies rows whose
+    // pixel stride is a multiple of 2 KiB into a skewed scratch ring, and it hands out blocks of
+    // `rows_per_call` rows. Every height, batches (the ring must not hand one image's row to the
+    // next) and thread counts, which must give identical bits.
     let mut seed = 20_000;
     for (c, pixel) in [(512, 512), (21, 512), (1024, 1024), (40, 40)] {
         for h in 1..=6 {

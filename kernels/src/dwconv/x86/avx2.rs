@@ -50,10 +50,14 @@
 //!
 //! Pixel strides of 2 or 4 KiB (512 or 1024 channels) put all the lines of one group and tile
 //! into one or two of L1's 64 sets; more than 8 per set (its ways) measured up to 2-3x slower.
-//! At stride 1 the driver therefore copies such rows once into a scratch ring with a skewed pixel
-//! stride (`DwKernel::skew_aliased_rows`; dw13, 1024 channels: 23% -> 34% of peak, dw07: +8%),
-//! and `lines_per_set` then picks `G` = 4. At stride 2 the copy measured slower (dw12 -12%), so
-//! there `row` still uses `G` = 2 when that keeps fewer lines per set.
+//! `row` then uses `G` = 2 when that keeps fewer lines per set (`lines_per_set`). The driver can
+//! instead copy such rows once into a scratch ring with a skewed pixel stride
+//! (`DwKernel::skew_aliased_rows`), after which `G` = 4 fits. A standalone A/B measured that
+//! faster (dw13 23% -> 34% of peak), but the project's report, old and new binaries alternating
+//! on a quiet machine, measured the production kernel with the copy 15-25% *slower* on dw07-dw13
+//! (copy traffic and placement effects), so the production stride-1 kernel does not copy; the
+//! 2-row variant `dwconv3x3_f32_r2c16_avx2` does, so the path stays tested and benchmarked. At
+//! stride 2 the copy measured slower too (dw12 -12%).
 //!
 //! # Borders and tails
 //!
@@ -78,7 +82,7 @@ pub static DWCONV3X3_F32_C16_AVX2: DwKernel = DwKernel {
     stride: 1,
     c_tile: C_TILE,
     rows_per_call: 1,
-    skew_aliased_rows: true,
+    skew_aliased_rows: false,
     func: dwconv3x3_f32_c16_avx2,
 };
 
@@ -93,7 +97,7 @@ pub static DWCONV3X3_F32_R2C16_AVX2: DwKernel = DwKernel {
     c_tile: C_TILE,
     rows_per_call: 2,
     skew_aliased_rows: true,
-    func: dwconv3x3_f32_c16_avx2,
+    func: dwconv3x3_f32_r2c16_avx2,
 };
 
 /// `dwconv3x3s2_f32_c16_avx2`: stride 2.
@@ -114,7 +118,18 @@ pub static DWCONV3X3S2_F32_C16_AVX2: DwKernel = DwKernel {
 /// The `DwRowFn` contract with `C_TILE = 16`; the CPU has AVX2 and FMA.
 pub unsafe fn dwconv3x3_f32_c16_avx2(r: &DwRow) {
     // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX2 + FMA available).
-    unsafe { row::<1>(r) }
+    unsafe { row::<1, 1>(r) }
+}
+
+/// Depthwise 3x3, stride 1, blocks of up to 2 output rows (see
+/// [`crate::dwconv::ukernel::DwRowFn`]).
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 16` and `rows_per_call = 2`; the CPU has AVX2 and FMA.
+pub unsafe fn dwconv3x3_f32_r2c16_avx2(r: &DwRow) {
+    // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX2 + FMA available).
+    unsafe { row::<1, 2>(r) }
 }
 
 /// Depthwise 3x3, stride 2, one output row (see [`crate::dwconv::ukernel::DwRowFn`]).
@@ -124,7 +139,7 @@ pub unsafe fn dwconv3x3_f32_c16_avx2(r: &DwRow) {
 /// The `DwRowFn` contract with `C_TILE = 16`; the CPU has AVX2 and FMA.
 pub unsafe fn dwconv3x3s2_f32_c16_avx2(r: &DwRow) {
     // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX2 + FMA available).
-    unsafe { row::<2>(r) }
+    unsafe { row::<2, 1>(r) }
 }
 
 /// Row-wide constants.
@@ -148,7 +163,7 @@ struct Group {
     hi: usize,
 }
 
-/// Calls `$f::<S, GROUP, H, M, $edge>(r, cx, ch, g)` for every channel tile: full tiles with
+/// Calls `$f::<S, R, GROUP, H, M, $edge>(r, cx, ch, g)` for every channel tile: full tiles with
 /// `H = 2` unmasked `ymm`, then the tail with one or two `ymm`, the last one masked unless the
 /// tail is exactly 8 channels.
 macro_rules! each_tile {
@@ -158,17 +173,17 @@ macro_rules! each_tile {
         let ch = full * C_TILE;
         for t in 0..full {
             // SAFETY: channels `16t .. 16t+16 <= channels`: a whole tile; `$g` is valid.
-            unsafe { $f::<S, GROUP, 2, false, $edge>($r, &$cx, t * C_TILE, $g) };
+            unsafe { $f::<S, R, GROUP, 2, false, $edge>($r, &$cx, t * C_TILE, $g) };
         }
         if rem > 8 {
             // SAFETY: channels `ch .. ch+8` whole, `ch+8 .. channels` under `mask`.
-            unsafe { $f::<S, GROUP, 2, true, $edge>($r, &$cx, ch, $g) };
+            unsafe { $f::<S, R, GROUP, 2, true, $edge>($r, &$cx, ch, $g) };
         } else if rem == 8 {
             // SAFETY: channels `ch .. ch+8 == channels`, one whole `ymm`.
-            unsafe { $f::<S, GROUP, 1, false, $edge>($r, &$cx, ch, $g) };
+            unsafe { $f::<S, R, GROUP, 1, false, $edge>($r, &$cx, ch, $g) };
         } else if rem > 0 {
             // SAFETY: channels `ch .. channels` under `mask`.
-            unsafe { $f::<S, GROUP, 1, true, $edge>($r, &$cx, ch, $g) };
+            unsafe { $f::<S, R, GROUP, 1, true, $edge>($r, &$cx, ch, $g) };
         }
     }};
 }
@@ -179,14 +194,14 @@ macro_rules! each_tile {
 ///
 /// The `DwRowFn` contract with `C_TILE = 16` and stride `S`; the CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row<const S: usize>(r: &DwRow) {
+unsafe fn row<const S: usize, const R: usize>(r: &DwRow) {
     let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
     if g4 <= L1_WAYS || g4 <= g2 {
         // SAFETY: forwarded.
-        unsafe { row_groups::<S, 4>(r) }
+        unsafe { row_groups::<S, R, 4>(r) }
     } else {
         // SAFETY: forwarded.
-        unsafe { row_groups::<S, 2>(r) }
+        unsafe { row_groups::<S, R, 2>(r) }
     }
 }
 
@@ -223,7 +238,7 @@ fn lines_per_set(r: &DwRow, stride: usize, group: usize) -> usize {
 ///
 /// The `DwRowFn` contract with `C_TILE = 16` and stride `S`; the CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_groups<const S: usize, const GROUP: usize>(r: &DwRow) {
+unsafe fn row_groups<const S: usize, const R: usize, const GROUP: usize>(r: &DwRow) {
     let tail = r.channels % 8;
     let cx = Ctx {
         vmin: _mm256_set1_ps(r.min),
@@ -297,6 +312,7 @@ unsafe fn store<const M: bool>(p: *mut f32, y: __m256, cx: &Ctx) {
 #[inline]
 unsafe fn group_rows<
     const S: usize,
+    const R: usize,
     const GROUP: usize,
     const H: usize,
     const M: bool,
@@ -307,8 +323,10 @@ unsafe fn group_rows<
     ch: usize,
     g: Group,
 ) {
-    if r.out_rows == 1 {
-        // One row per call (the production kernels): the row index is the constant 0.
+    if R == 1 {
+        // One row per call (the production kernels): the row index is the constant 0, and
+        // `group` is inlined once. (A runtime `out_rows == 1` test here instead measured 10-25%
+        // slower on every layer.)
         // SAFETY: forwarded; `0 < out_rows`.
         unsafe { group::<S, GROUP, H, M, E>(r, cx, ch, g, 0) };
     } else {
