@@ -13,6 +13,17 @@
 //!   fused bias and [`Activation`].
 //! * Every bad input returns an [`Error`]; nothing a caller passes can cause undefined behaviour.
 //!
+//! # Floating point
+//!
+//! IEEE `f32` throughout, with subnormals kept: the kernels never set flush-to-zero or
+//! denormals-are-zero (MXCSR on x86, FPCR on AArch64). That state belongs to the calling thread
+//! (and to every worker thread), and a library that flips it changes the results of unrelated code
+//! behind its caller's back; MobileNet activations after batch norm and ReLU6 are rarely subnormal,
+//! so there is little speed to buy. A caller who wants FTZ/DAZ sets it on its own threads; the
+//! kernels then simply follow it. Tested: `subnormals_are_kept` (kernels/tests/ops_vs_reference.rs)
+//! checks exact subnormal inputs and outputs on every ISA and kernel. Sums are `f32` FMA chains;
+//! `threads` never changes a result's bits. NaN propagates through every activation.
+//!
 //! ```
 //! use sepconv::{Activation, Conv3x3Params, Kernels, Shape, TensorView, TensorViewMut, WeightLayout};
 //!

@@ -8,7 +8,9 @@ use common::cases::{self, Case};
 use common::variants;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use sepconv::{Activation, Kernels, Padding, WeightLayout};
+use sepconv::{
+    Activation, Conv3x3Params, Kernels, Padding, Shape, TensorView, TensorViewMut, WeightLayout,
+};
 
 /// Cases per proptest run: `PROPTEST_CASES` when set (emulators use few), else `default`.
 fn case_count(default: u32) -> u32 {
@@ -342,6 +344,112 @@ fn threads_identical(k: Kernels) {
     }
 }
 
+/// Subnormals are neither flushed nor treated as zero (no FTZ/DAZ; see the crate docs): subnormal
+/// inputs sum to the exact normal result, and a normal input times a small weight gives the exact
+/// subnormal result, for every operator and registered kernel. All values are powers of two (or
+/// small multiples), so the expected results are exact.
+fn subnormals_kept(k: Kernels) {
+    let tiny = f32::MIN_POSITIVE / 2.0; // 2^-127, subnormal
+    let small = f32::MIN_POSITIVE / 4.0; // 2^-128, subnormal
+    assert!(tiny.is_subnormal() && small.is_subnormal());
+    for kv in variants(k) {
+        // Pointwise (GEMM) and fully connected: K = 8 subnormal inputs times 1 -> 8 * 2^-127.
+        let s = Shape::new(1, 2, 3, 8);
+        let x = vec![tiny; 6 * 8];
+        let w = vec![1.0f32; 8 * 5];
+        let pw = kv
+            .pack_pointwise(&w, WeightLayout::Hwio, None, 8, 5)
+            .unwrap();
+        let mut y = vec![0.0f32; 6 * 5];
+        kv.pointwise(
+            &TensorView::new(&x, s).unwrap(),
+            &pw,
+            Activation::None,
+            &mut TensorViewMut::new(&mut y, Shape::new(1, 2, 3, 5)).unwrap(),
+        )
+        .unwrap();
+        assert!(y.iter().all(|&v| v == 8.0 * tiny), "pointwise DAZ: {y:?}");
+        // A normal input times 1/4 -> the subnormal 2^-128 (K = 1).
+        let x1 = vec![f32::MIN_POSITIVE; 6];
+        let pw1 = kv
+            .pack_pointwise(&[0.25; 3], WeightLayout::Hwio, None, 1, 3)
+            .unwrap();
+        let mut y1 = vec![0.0f32; 6 * 3];
+        kv.pointwise(
+            &TensorView::new(&x1, Shape::new(1, 2, 3, 1)).unwrap(),
+            &pw1,
+            Activation::None,
+            &mut TensorViewMut::new(&mut y1, Shape::new(1, 2, 3, 3)).unwrap(),
+        )
+        .unwrap();
+        assert!(y1.iter().all(|&v| v == small), "pointwise FTZ: {y1:?}");
+        let fc = kv
+            .pack_fully_connected(&w, WeightLayout::Hwio, None, 8, 5)
+            .unwrap();
+        let mut yf = vec![0.0f32; 5];
+        kv.fully_connected(
+            &TensorView::new(&x[..8], Shape::new(1, 1, 1, 8)).unwrap(),
+            &fc,
+            Activation::None,
+            &mut TensorViewMut::new(&mut yf, Shape::new(1, 1, 1, 5)).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            yf.iter().all(|&v| v == 8.0 * tiny),
+            "fully connected DAZ: {yf:?}"
+        );
+
+        // Depthwise and standard 3x3 on a 3x3 image, valid padding: 9 (or 18) subnormal inputs
+        // times 1, and a normal input times a centre tap of 1/4.
+        let p = Conv3x3Params::new().padding(Padding::Valid);
+        let s3 = Shape::new(1, 3, 3, 2);
+        for (input, taps, want) in [
+            (tiny, [1.0f32; 9], 9.0 * tiny),
+            (f32::MIN_POSITIVE, centre(0.25), small),
+        ] {
+            let x = vec![input; 9 * 2];
+            let w: Vec<f32> = taps.iter().flat_map(|&t| [t, t]).collect();
+            let dw = kv
+                .pack_depthwise3x3(&w, WeightLayout::Hwio, None, 2)
+                .unwrap();
+            let mut y = vec![0.0f32; 2];
+            kv.depthwise3x3(
+                &TensorView::new(&x, s3).unwrap(),
+                &dw,
+                &p,
+                &mut TensorViewMut::new(&mut y, Shape::new(1, 1, 1, 2)).unwrap(),
+            )
+            .unwrap();
+            assert!(
+                y.iter().all(|&v| v == want),
+                "depthwise: {y:?}, want {want:e}"
+            );
+            // Standard conv, 2 -> 1 channels: taps on input channel 0 only, so the sum is the
+            // same as the depthwise one.
+            let wc: Vec<f32> = taps.iter().flat_map(|&t| [t, 0.0]).collect();
+            let cw = kv
+                .pack_conv3x3(&wc, WeightLayout::Hwio, None, 2, 1)
+                .unwrap();
+            let mut yc = vec![0.0f32; 1];
+            kv.conv3x3(
+                &TensorView::new(&x, s3).unwrap(),
+                &cw,
+                &p,
+                &mut TensorViewMut::new(&mut yc, Shape::new(1, 1, 1, 1)).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(yc[0], want, "conv3x3");
+        }
+    }
+}
+
+/// Nine 3x3 taps, all zero but the centre.
+fn centre(v: f32) -> [f32; 9] {
+    let mut t = [0.0; 9];
+    t[4] = v;
+    t
+}
+
 isa_tests! {
     depthwise_matches_reference => dw_random;
     pointwise_matches_reference => pw_random;
@@ -354,4 +462,5 @@ isa_tests! {
     tiny_images_and_padding => tiny_images;
     nan_and_inf_propagate => nan_inf_propagate;
     threads_give_identical_results => threads_identical;
+    subnormals_are_kept => subnormals_kept;
 }
