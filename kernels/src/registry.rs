@@ -29,8 +29,6 @@ pub static DW_KERNELS: &[&DwKernel] = &[
     #[cfg(target_arch = "x86_64")]
     &dwconv::x86::avx2::DWCONV3X3_F32_C16_AVX2,
     #[cfg(target_arch = "x86_64")]
-    &dwconv::x86::avx2::DWCONV3X3_F32_R2C16_AVX2,
-    #[cfg(target_arch = "x86_64")]
     &dwconv::x86::avx2::DWCONV3X3S2_F32_C16_AVX2,
     #[cfg(target_arch = "aarch64")]
     &dwconv::aarch64::neon::DWCONV3X3_F32_C4_NEON,

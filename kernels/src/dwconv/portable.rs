@@ -14,8 +14,6 @@ pub static DWCONV3X3_F32_C8_PORTABLE: DwKernel = DwKernel {
     isa: Isa::Portable,
     stride: 1,
     c_tile: C_TILE,
-    rows_per_call: 1,
-    skew_aliased_rows: false,
     func: entry::<1>,
 };
 
@@ -25,8 +23,6 @@ pub static DWCONV3X3S2_F32_C8_PORTABLE: DwKernel = DwKernel {
     isa: Isa::Portable,
     stride: 2,
     c_tile: C_TILE,
-    rows_per_call: 1,
-    skew_aliased_rows: false,
     func: entry::<2>,
 };
 
@@ -94,14 +90,14 @@ pub fn dwconv3x3_row_portable<const S: usize>(r: &mut RowSlices<'_>) {
 ///
 /// # Safety
 ///
-/// The `DwRowFn` contract with `C_TILE = 8` and `rows_per_call = 1` (so `out_rows == 1`).
+/// The `DwRowFn` contract with `C_TILE = 8`.
 unsafe fn entry<const S: usize>(r: &DwRow) {
     let in_len = (r.in_width - 1) * r.in_stride + r.channels;
     // SAFETY: the `DwRowFn` contract guarantees each input row is readable for `in_len` floats,
     // the packed weights for whole tiles, and the output writable (and unaliased) for its row.
     let mut s = unsafe {
         RowSlices {
-            rows: [r.rows[0], r.rows[1], r.rows[2]].map(|p| std::slice::from_raw_parts(p, in_len)),
+            rows: r.rows.map(|p| std::slice::from_raw_parts(p, in_len)),
             in_width: r.in_width,
             pad_left: r.pad_left,
             out_width: r.out_width,

@@ -1,14 +1,10 @@
-//! The depthwise 3x3 micro-kernel contract: a block of `1 ..= rows_per_call` consecutive output
-//! rows of one image, all channels.
+//! The depthwise 3x3 micro-kernel contract: one output row, all channels.
 //!
-//! The portable driver (`dwconv/mod.rs`) validates shapes, resolves padding, cuts each image into
-//! blocks of [`DwKernel::rows_per_call`] output rows, maps each block to its window of
-//! `(out_rows - 1) * stride + 3` input rows (a row that falls in the top/bottom padding points at a
-//! row of zeros), splits blocks over threads and makes one call per block. The per-ISA kernel owns
-//! everything inside a block: the order of rows, the channel-tile loop, the left border, the
-//! branch-free interior, the right border, and the channel tail. Every output must be computed by
-//! the same arithmetic whichever block (and whichever position in it) it falls in, so results do
-//! not depend on how rows are cut into blocks or spread over threads.
+//! The portable driver (`dwconv/mod.rs`) validates shapes, resolves padding, maps each output row to
+//! its three input rows (a row that falls in the top/bottom padding points at a row of zeros), splits
+//! rows over threads and makes one call per output row. The per-ISA kernel owns everything inside a
+//! row: the channel-tile loop, the left border, the branch-free interior, the right border, and the
+//! channel tail.
 //!
 //! # Packed weights, built once by [`crate::pack`]
 //!
@@ -26,21 +22,13 @@
 //!  +----------------------------+  tile stride = 10 * C_TILE floats
 //! ```
 
-/// Most input rows a call's window can hold: `(rows_per_call - 1) * stride + 3 <=` this.
-pub const MAX_WINDOW_ROWS: usize = 9;
-
-/// Arguments of one depthwise call: `out_rows` consecutive output rows.
+/// Arguments of one depthwise row call.
 #[derive(Clone, Copy, Debug)]
 pub struct DwRow {
-    /// The input rows of the window: output row `r` of the block (`r < out_rows`) reads rows
-    /// `rows[r * stride + ky]` for ky = 0, 1, 2; entries past `(out_rows - 1) * stride + 3` are
-    /// unused (and may be null). Each points at column 0, channel 0 of its row. A row in the
-    /// top/bottom padding points at a zero row of the same extent. Column `x`, channel `c` of
-    /// window row `i` is at `rows[i] + x * in_stride + c`. With `out_rows == 1` the kernel reads
-    /// `rows[0..3]` only, as in a one-row call.
-    pub rows: [*const f32; MAX_WINDOW_ROWS],
-    /// Output rows in this call (`1 ..= rows_per_call` of the kernel).
-    pub out_rows: usize,
+    /// The three input rows used by this output row, for ky = 0, 1, 2. Each points at column 0,
+    /// channel 0 of its row. A row in the top/bottom padding points at a zero row of the same
+    /// extent. Column `x`, channel `c` of row `r` is at `rows[r] + x * in_stride + c`.
+    pub rows: [*const f32; 3],
     /// Columns in the input row (`>= 1`).
     pub in_width: usize,
     /// Implicit zero columns before input column 0 (`0 ..= 2`). Output column `ox` reads input
@@ -54,12 +42,8 @@ pub struct DwRow {
     pub channels: usize,
     /// Distance between input pixels in floats (`>= channels`).
     pub in_stride: usize,
-    /// First output row: output row `r` of the block, column `ox`, channel `c` is at
-    /// `out + r * out_row_stride + ox * out_stride + c`.
+    /// Output row: column `ox`, channel `c` at `out + ox * out_stride + c`.
     pub out: *mut f32,
-    /// Distance between output rows in floats (`>= (out_width - 1) * out_stride + channels`
-    /// when `out_rows > 1`; unused otherwise).
-    pub out_row_stride: usize,
     /// Distance between output pixels in floats (`>= channels`).
     pub out_stride: usize,
     /// Packed weights (see the module docs), `ceil(channels / C_TILE) * 10 * C_TILE` floats.
@@ -70,17 +54,14 @@ pub struct DwRow {
     pub max: f32,
 }
 
-/// A depthwise 3x3 kernel for one stride: `out_rows` output rows per call.
+/// A depthwise 3x3 row kernel for one stride.
 ///
 /// # Safety
 ///
-/// The caller guarantees: the kernel's ISA is available on this CPU;
-/// `1 <= out_rows <= rows_per_call`; each `rows[i]`, `i < (out_rows - 1) * stride + 3`, is
-/// readable at `x * in_stride + c` for `x < in_width`, `c < channels`; `weights` holds the packed
-/// tiles for `channels` with this kernel's `C_TILE`; `out` is writable at
-/// `r * out_row_stride + ox * out_stride + c` for `r < out_rows`, `ox < out_width`,
-/// `c < channels`, those ranges of different rows do not overlap, and none aliases the inputs;
-/// `pad_left <= 2`.
+/// The caller guarantees: the kernel's ISA is available on this CPU; each `rows[r]` is readable at
+/// `x * in_stride + c` for `x < in_width`, `c < channels`; `weights` holds the packed tiles for
+/// `channels` with this kernel's `C_TILE`; `out` is writable at `ox * out_stride + c` for
+/// `ox < out_width`, `c < channels` and does not alias the inputs; `pad_left <= 2`.
 /// The kernel must not touch memory outside those ranges (no over-read at channel or column tails).
 ///
 /// Clamp semantics (same on every ISA): `y = if y < min { min } else { y }` then
@@ -98,15 +79,6 @@ pub struct DwKernel {
     pub stride: usize,
     /// Channel tile of the packed weights.
     pub c_tile: usize,
-    /// Most output rows the kernel computes per call (`>= 1`; the window of
-    /// `(rows_per_call - 1) * stride + 3` rows fits [`MAX_WINDOW_ROWS`]).
-    pub rows_per_call: usize,
-    /// Stride-1 calls only: when the input's pixel stride is a multiple of 2 KiB (512, 1024, ...
-    /// channels), the driver first copies each input row once into a per-thread scratch ring
-    /// with a pixel stride of `round_up(channels, 16) + 16` floats, so that the lines of
-    /// neighbouring pixels at one channel offset do not all fall into one or two L1 sets. The
-    /// kernel sees only another `in_stride`.
-    pub skew_aliased_rows: bool,
     /// The row kernel.
     pub(crate) func: DwRowFn,
 }

@@ -48,8 +48,6 @@ pub static DWCONV3X3_F32_C4_NEON: DwKernel = DwKernel {
     isa: Isa::Neon,
     stride: 1,
     c_tile: C_TILE,
-    rows_per_call: 1,
-    skew_aliased_rows: false,
     func: dwconv3x3_f32_c4_neon,
 };
 
@@ -59,8 +57,6 @@ pub static DWCONV3X3S2_F32_C4_NEON: DwKernel = DwKernel {
     isa: Isa::Neon,
     stride: 2,
     c_tile: C_TILE,
-    rows_per_call: 1,
-    skew_aliased_rows: false,
     func: dwconv3x3s2_f32_c4_neon,
 };
 

@@ -1,14 +1,11 @@
-//! AVX2+FMA depthwise 3x3 kernels, stride 1 and stride 2, channel tile 16 (two `ymm`).
+//! AVX2+FMA depthwise 3x3 row kernels, stride 1 and stride 2, channel tile 16 (two `ymm`).
 //!
 //! # Loop order
 //!
-//! One call computes one output row (`rows_per_call` = 1 at both strides; the contract allows
-//! blocks of rows, and `group_rows` runs them: the registered variant `dwconv3x3_f32_r2c16_avx2`
-//! takes 2). The row is cut into groups of `G` consecutive
-//! output pixels (`G` = 4, or 2 for power-of-two pixel strides at stride 2, below); for each
-//! group the kernel walks every 16-channel tile, and for each tile it keeps the `G x 16` outputs
-//! in `2G` `ymm` accumulators while it sweeps the group's input window one kernel row (`ky`) at
-//! a time:
+//! One call computes one output row. The row is cut into groups of `G` consecutive output pixels
+//! (`G` = 4, or 2 for power-of-two pixel strides, below); for each group the kernel walks every
+//! 16-channel tile, and for each tile it keeps the `G x 16` outputs in `2G` `ymm` accumulators
+//! while it sweeps the group's input window one kernel row (`ky`) at a time:
 //!
 //! ```text
 //!  for group of G outputs (ox .. ox+G):          input columns c0 .. c0 + (G-1)S+3
@@ -22,19 +19,8 @@
 //! at stride 1, up to 2 at stride 2); the 9 taps are loaded once per group and tile, 3 at a time
 //! (6 `ymm`), and each feeds all `G` outputs. Register budget at `G` = 4: 8 accumulators, 6 taps,
 //! 1-2 inputs. Per group and tile (72 FMAs) stride 1 needs 36 input + 20 weight loads (0.78 per
-//! FMA), stride 2 needs 54 + 20 (1.03).
-//!
-//! Blocks of 2 output rows per call (the second row re-reading two of the three input rows from
-//! L1, interleaved per group and tile) were measured against this: faster on the 512/1024-channel
-//! layers (dw07 +5%), slower on dw03/dw05 (-5..-8%), and 4-row blocks slower everywhere; so one
-//! row per call it is. A 12-output x 8-channel variant (12 accumulators, 0.47 loads per FMA)
-//! reached 60% on L1-resident interior rows but lost on the layers (borders, half-line reuse).
-//!
-//! Inner loop (`group::<1, 4, 2, false, false>`, from `objdump`): 72 FMAs, 36 input + 20 weight
-//! loads (some folded into `vfmadd231ps` memory operands), 8 stores, 16 `vmaxps`/`vminps`, and
-//! 2-3 `ymm` spill reloads (the clamp bounds): about 0.8 loads per FMA. `llvm-mca-22
-//! -mcpu=znver3` gives ~48 cycles per 72 FMAs (75% of peak) for it with every load an L1 hit:
-//! the 8 accumulator chains of 9 dependent FMAs each just cover the FMA latency, with no slack.
+//! FMA), stride 2 needs 54 + 20 (1.03); the 8 accumulators are 8 independent FMA chains, enough
+//! to cover the 4-cycle FMA latency of two pipes.
 //!
 //! Why groups outside and channel tiles inside: both halves of each 64-byte line are loaded back
 //! to back, so a line is used whole as soon as it arrives, and consecutive tiles read consecutive
@@ -49,15 +35,8 @@
 //! at about the speed of the whole kernel on the stride-2 and 512/1024-channel layers.
 //!
 //! Pixel strides of 2 or 4 KiB (512 or 1024 channels) put all the lines of one group and tile
-//! into one or two of L1's 64 sets; more than 8 per set (its ways) measured up to 2-3x slower.
-//! `row` then uses `G` = 2 when that keeps fewer lines per set (`lines_per_set`). The driver can
-//! instead copy such rows once into a scratch ring with a skewed pixel stride
-//! (`DwKernel::skew_aliased_rows`), after which `G` = 4 fits. A standalone A/B measured that
-//! faster (dw13 23% -> 34% of peak), but the project's report, old and new binaries alternating
-//! on a quiet machine, measured the production kernel with the copy 15-25% *slower* on dw07-dw13
-//! (copy traffic and placement effects), so the production stride-1 kernel does not copy; the
-//! 2-row variant `dwconv3x3_f32_r2c16_avx2` does, so the path stays tested and benchmarked. At
-//! stride 2 the copy measured slower too (dw12 -12%).
+//! into one or two of L1's 64 sets; more than 8 per set (its ways) measured up to 2-3x slower, so
+//! `row` uses `G` = 2 when that keeps fewer lines per set (`lines_per_set`).
 //!
 //! # Borders and tails
 //!
@@ -81,23 +60,7 @@ pub static DWCONV3X3_F32_C16_AVX2: DwKernel = DwKernel {
     isa: Isa::Avx2,
     stride: 1,
     c_tile: C_TILE,
-    rows_per_call: 1,
-    skew_aliased_rows: false,
     func: dwconv3x3_f32_c16_avx2,
-};
-
-/// `dwconv3x3_f32_r2c16_avx2`: stride 1, blocks of 2 output rows per call (the second row finds
-/// two of its three input rows in L1). A registered variant, not the production kernel: it is
-/// tested and benchmarked side by side with `dwconv3x3_f32_c16_avx2` (module docs: faster on
-/// 512/1024 channels, slower on 128/256).
-pub static DWCONV3X3_F32_R2C16_AVX2: DwKernel = DwKernel {
-    name: "dwconv3x3_f32_r2c16_avx2",
-    isa: Isa::Avx2,
-    stride: 1,
-    c_tile: C_TILE,
-    rows_per_call: 2,
-    skew_aliased_rows: true,
-    func: dwconv3x3_f32_r2c16_avx2,
 };
 
 /// `dwconv3x3s2_f32_c16_avx2`: stride 2.
@@ -106,8 +69,6 @@ pub static DWCONV3X3S2_F32_C16_AVX2: DwKernel = DwKernel {
     isa: Isa::Avx2,
     stride: 2,
     c_tile: C_TILE,
-    rows_per_call: 1,
-    skew_aliased_rows: false,
     func: dwconv3x3s2_f32_c16_avx2,
 };
 
@@ -118,18 +79,7 @@ pub static DWCONV3X3S2_F32_C16_AVX2: DwKernel = DwKernel {
 /// The `DwRowFn` contract with `C_TILE = 16`; the CPU has AVX2 and FMA.
 pub unsafe fn dwconv3x3_f32_c16_avx2(r: &DwRow) {
     // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX2 + FMA available).
-    unsafe { row::<1, 1>(r) }
-}
-
-/// Depthwise 3x3, stride 1, blocks of up to 2 output rows (see
-/// [`crate::dwconv::ukernel::DwRowFn`]).
-///
-/// # Safety
-///
-/// The `DwRowFn` contract with `C_TILE = 16` and `rows_per_call = 2`; the CPU has AVX2 and FMA.
-pub unsafe fn dwconv3x3_f32_r2c16_avx2(r: &DwRow) {
-    // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX2 + FMA available).
-    unsafe { row::<1, 2>(r) }
+    unsafe { row::<1>(r) }
 }
 
 /// Depthwise 3x3, stride 2, one output row (see [`crate::dwconv::ukernel::DwRowFn`]).
@@ -139,7 +89,7 @@ pub unsafe fn dwconv3x3_f32_r2c16_avx2(r: &DwRow) {
 /// The `DwRowFn` contract with `C_TILE = 16`; the CPU has AVX2 and FMA.
 pub unsafe fn dwconv3x3s2_f32_c16_avx2(r: &DwRow) {
     // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX2 + FMA available).
-    unsafe { row::<2, 1>(r) }
+    unsafe { row::<2>(r) }
 }
 
 /// Row-wide constants.
@@ -163,7 +113,7 @@ struct Group {
     hi: usize,
 }
 
-/// Calls `$f::<S, R, GROUP, H, M, $edge>(r, cx, ch, g)` for every channel tile: full tiles with
+/// Calls `$f::<S, GROUP, H, M, $edge>(r, cx, ch, g)` for every channel tile: full tiles with
 /// `H = 2` unmasked `ymm`, then the tail with one or two `ymm`, the last one masked unless the
 /// tail is exactly 8 channels.
 macro_rules! each_tile {
@@ -173,35 +123,35 @@ macro_rules! each_tile {
         let ch = full * C_TILE;
         for t in 0..full {
             // SAFETY: channels `16t .. 16t+16 <= channels`: a whole tile; `$g` is valid.
-            unsafe { $f::<S, R, GROUP, 2, false, $edge>($r, &$cx, t * C_TILE, $g) };
+            unsafe { $f::<S, GROUP, 2, false, $edge>($r, &$cx, t * C_TILE, $g) };
         }
         if rem > 8 {
             // SAFETY: channels `ch .. ch+8` whole, `ch+8 .. channels` under `mask`.
-            unsafe { $f::<S, R, GROUP, 2, true, $edge>($r, &$cx, ch, $g) };
+            unsafe { $f::<S, GROUP, 2, true, $edge>($r, &$cx, ch, $g) };
         } else if rem == 8 {
             // SAFETY: channels `ch .. ch+8 == channels`, one whole `ymm`.
-            unsafe { $f::<S, R, GROUP, 1, false, $edge>($r, &$cx, ch, $g) };
+            unsafe { $f::<S, GROUP, 1, false, $edge>($r, &$cx, ch, $g) };
         } else if rem > 0 {
             // SAFETY: channels `ch .. channels` under `mask`.
-            unsafe { $f::<S, R, GROUP, 1, true, $edge>($r, &$cx, ch, $g) };
+            unsafe { $f::<S, GROUP, 1, true, $edge>($r, &$cx, ch, $g) };
         }
     }};
 }
 
-/// One call: picks the group size, then [`row_groups`].
+/// One row: picks the group size, then [`row_groups`].
 ///
 /// # Safety
 ///
 /// The `DwRowFn` contract with `C_TILE = 16` and stride `S`; the CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row<const S: usize, const R: usize>(r: &DwRow) {
+unsafe fn row<const S: usize>(r: &DwRow) {
     let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
     if g4 <= L1_WAYS || g4 <= g2 {
         // SAFETY: forwarded.
-        unsafe { row_groups::<S, R, 4>(r) }
+        unsafe { row_groups::<S, 4>(r) }
     } else {
         // SAFETY: forwarded.
-        unsafe { row_groups::<S, R, 2>(r) }
+        unsafe { row_groups::<S, 2>(r) }
     }
 }
 
@@ -232,13 +182,13 @@ fn lines_per_set(r: &DwRow, stride: usize, group: usize) -> usize {
     count.into_iter().max().unwrap_or(0)
 }
 
-/// The call's rows in groups of `GROUP` output pixels, then channel tiles, then rows.
+/// One row in groups of `GROUP` output pixels, then channel tiles.
 ///
 /// # Safety
 ///
 /// The `DwRowFn` contract with `C_TILE = 16` and stride `S`; the CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_groups<const S: usize, const R: usize, const GROUP: usize>(r: &DwRow) {
+unsafe fn row_groups<const S: usize, const GROUP: usize>(r: &DwRow) {
     let tail = r.channels % 8;
     let cx = Ctx {
         vmin: _mm256_set1_ps(r.min),
@@ -257,9 +207,9 @@ unsafe fn row_groups<const S: usize, const R: usize, const GROUP: usize>(r: &DwR
         let hi = (r.in_width as isize - c0).clamp(0, window as isize) as usize;
         let g = Group { ox, c0, n, lo, hi };
         if n == GROUP && lo == 0 && hi == window {
-            each_tile!(r, cx, g, group_rows, false);
+            each_tile!(r, cx, g, group, false);
         } else {
-            each_tile!(r, cx, g, group_rows, true);
+            each_tile!(r, cx, g, group, true);
         }
         ox += n;
     }
@@ -302,42 +252,7 @@ unsafe fn store<const M: bool>(p: *mut f32, y: __m256, cx: &Ctx) {
     }
 }
 
-/// [`group`] for every output row of the call, one after the other: the rows of a block share
-/// two of their three input rows (one at stride 2), which are still in L1 from the row before.
-///
-/// # Safety
-///
-/// As for [`group`].
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn group_rows<
-    const S: usize,
-    const R: usize,
-    const GROUP: usize,
-    const H: usize,
-    const M: bool,
-    const E: bool,
->(
-    r: &DwRow,
-    cx: &Ctx,
-    ch: usize,
-    g: Group,
-) {
-    if R == 1 {
-        // One row per call (the production kernels): the row index is the constant 0, and
-        // `group` is inlined once. (A runtime `out_rows == 1` test here instead measured 10-25%
-        // slower on every layer.)
-        // SAFETY: forwarded; `0 < out_rows`.
-        unsafe { group::<S, GROUP, H, M, E>(r, cx, ch, g, 0) };
-    } else {
-        for y in 0..r.out_rows {
-            // SAFETY: forwarded; `y < out_rows`.
-            unsafe { group::<S, GROUP, H, M, E>(r, cx, ch, g, y) };
-        }
-    }
-}
-
-/// One group of output pixels of output row `y` of the call, for the channel tile starting at `ch`, with `H` `ymm` per pixel
+/// One group of output pixels for the channel tile starting at `ch`, with `H` `ymm` per pixel
 /// (the last one masked when `M`). `E` (edge): skip the window columns outside `g.lo .. g.hi`
 /// and the outputs from `g.n` on; without `E` the group is full and all its columns are inside.
 ///
@@ -347,8 +262,7 @@ unsafe fn group_rows<
 /// `channels`; channels `ch .. ch + 8 * H` exist, except that when `M` the last `ymm` covers only
 /// the lanes `cx.mask` enables, which are exactly the channels left; `g` was built by
 /// [`row`] (so `g.ox + g.n <= out_width`, and window columns `g.lo .. g.hi` are in the row) and
-/// when `E` is false, `g.n == GROUP` and the whole window is in the row; `GROUP` is 2 or 4;
-/// `y < out_rows`.
+/// when `E` is false, `g.n == GROUP` and the whole window is in the row; `GROUP` is 2 or 4.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn group<
@@ -362,7 +276,6 @@ unsafe fn group<
     cx: &Ctx,
     ch: usize,
     g: Group,
-    y: usize,
 ) {
     // SAFETY: tile `ch / 16` of the packed weights, inside the `ceil(channels / 16)` tiles.
     let wp = unsafe { r.weights.add(ch / C_TILE * 10 * C_TILE) };
@@ -384,12 +297,10 @@ unsafe fn group<
             // Window column j is input column `c0 + j`, in `0 .. in_width` (`lo <= j < hi`).
             let col = (g.c0 + j as isize) as usize;
             for h in 0..H {
-                // SAFETY: pixel `col < in_width` of window row `y * S + ky`, which is below
-                // `(out_rows - 1) * S + 3` (`y < out_rows`): one of the call's rows; channels
-                // `ch + 8h ..`: 8 whole channels, or the masked tail lanes when this is the last,
-                // masked `ymm`.
+                // SAFETY: pixel `col < in_width` of row `ky`, channels `ch + 8h ..`: 8 whole
+                // channels, or the masked tail lanes when this is the last, masked `ymm`.
                 let x = unsafe {
-                    let p = r.rows[y * S + ky].add(col * is + ch + 8 * h);
+                    let p = r.rows[ky].add(col * is + ch + 8 * h);
                     if M && h == H - 1 {
                         load::<true>(p, cx.mask)
                     } else {
@@ -410,12 +321,9 @@ unsafe fn group<
             break;
         }
         for h in 0..H {
-            // SAFETY: output pixel `ox + o < out_width` of block row `y < out_rows`, channels as
-            // for the loads above.
+            // SAFETY: output pixel `ox + o < out_width`, channels as for the loads above.
             unsafe {
-                let p = r
-                    .out
-                    .add(y * r.out_row_stride + (g.ox + o) * r.out_stride + ch + 8 * h);
+                let p = r.out.add((g.ox + o) * r.out_stride + ch + 8 * h);
                 if M && h == H - 1 {
                     store::<true>(p, acc[h], cx);
                 } else {

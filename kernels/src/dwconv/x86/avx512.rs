@@ -38,8 +38,6 @@ pub static DWCONV3X3_F32_C16_AVX512: DwKernel = DwKernel {
     isa: Isa::Avx512,
     stride: 1,
     c_tile: C_TILE,
-    rows_per_call: 1,
-    skew_aliased_rows: false,
     func: dwconv3x3_f32_c16_avx512,
 };
 
@@ -49,8 +47,6 @@ pub static DWCONV3X3S2_F32_C16_AVX512: DwKernel = DwKernel {
     isa: Isa::Avx512,
     stride: 2,
     c_tile: C_TILE,
-    rows_per_call: 1,
-    skew_aliased_rows: false,
     func: dwconv3x3s2_f32_c16_avx512,
 };
 
