@@ -206,7 +206,16 @@ fn gemm_edges(k: Kernels) {
     for kv in variants(k) {
         let g = kv.gemm_kernel();
         let (mr, nr, bl) = (g.mr, g.nr, g.blocking);
-        let ms = [1, mr - 1, mr, mr + 1, 2 * mr + 1, bl.mc - 1, bl.mc + 1];
+        let ms = [
+            1,
+            mr - 1,
+            mr,
+            mr + 1,
+            2 * mr + 1,
+            bl.mc - 1,
+            bl.mc + 1,
+            bl.mc + mr + 2,
+        ];
         let ns = [1, nr - 1, nr, nr + 1, 2 * nr + 3];
         let ks = [1, 2, 3, 7, bl.kc - 1, bl.kc, bl.kc + 1, 2 * bl.kc + 3];
         let mut i = 0;
@@ -318,9 +327,12 @@ fn nan_inf_propagate(k: Kernels) {
 
 /// Results are bit-identical for threads 1..=4 (each element is computed by one thread in one order).
 fn threads_identical(k: Kernels) {
-    let ops: [(CaseFn, Case); 4] = [
+    let ops: [(CaseFn, Case); 6] = [
         (cases::depthwise, Case::new(2, 29, 31, 37, 37)),
         (cases::pointwise, Case::new(2, 13, 17, 45, 70)),
+        // Few rows, many columns: threads split the columns (the 7x7 layers' shape).
+        (cases::pointwise, Case::new(1, 1, 7, 300, 1000)),
+        (cases::fully_connected, Case::new(1, 1, 1, 1024, 1000)),
         (
             cases::conv3x3,
             Case {

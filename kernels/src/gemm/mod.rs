@@ -7,13 +7,14 @@
 //!   for pc in 0..K step KC          // a KC x NR sliver of B stays in L1
 //!     for ic in 0..M step MC        // the MC x KC block of A stays in L2
 //!       for jr in jc..jc+NC step NR
-//!         for ir in ic..ic+MC step MR
-//!           micro-kernel(MR x NR tile, depth KC)
+//!         micro-kernel: for ir in ic..ic+MC step MR   (the MR loop is inside the kernel)
+//!                         MR x NR register tile, depth KC
 //! ```
 //!
 //! A is the NHWC activation used in place (row `i` = pixel `i`, `lda` = pixel stride), so a
-//! pointwise convolution needs no im2col and no copy. Threads split M into row bands: each C
-//! element is computed by one thread in one fixed order, so results do not depend on `threads`.
+//! pointwise convolution needs no im2col and no copy. Threads take blocks of a grid over C (row
+//! bands of whole MR tiles x ranges of whole NR panels): each C element is computed by one thread
+//! in one fixed order, so results do not depend on `threads`.
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
@@ -107,57 +108,18 @@ fn k_blocks(k: usize, kc: usize, segments: Option<Segments>) -> impl Iterator<It
     })
 }
 
-/// Runs the GEMM, splitting M over `threads`.
+/// Runs the GEMM on up to `threads` threads.
 ///
 /// The caller (an operator in safe code) has checked that `a` and `c` hold the extents `shape`
-/// says; this function re-checks them with `assert!` before the one unsafe call.
+/// says; this function re-checks them with `assert!` before the unsafe call.
+///
+/// Threads get blocks of a `tm x tn` grid over C: `tm` bands of whole MR-row tiles and `tn`
+/// ranges of whole NR-column panels (see [`grid`]). Every C element is still computed by one
+/// register tile of the same shape, over the same depth blocks, as on one thread, so results do
+/// not depend on `threads`.
 pub(crate) fn gemm(
     kernel: &GemmKernel,
     threads: usize,
-    shape: GemmShape,
-    a: &[f32],
-    b: &PackedB,
-    c: &mut [f32],
-    min: f32,
-    max: f32,
-) {
-    let GemmShape { m, lda, ldc, .. } = shape;
-    let macs = m.saturating_mul(b.k).saturating_mul(b.n);
-    let want = (macs / MIN_MACS_PER_THREAD).clamp(1, threads.max(1));
-    if want <= 1 {
-        gemm_serial(kernel, shape, a, b, c, min, max);
-        return;
-    }
-    // Row bands of whole MR tiles; each band gets its own disjoint slices of C.
-    let bands = split_even(m, want, kernel.mr);
-    let mut parts = Vec::with_capacity(bands.len());
-    let mut rest = c;
-    let mut consumed = 0;
-    for (i, band) in bands.iter().enumerate() {
-        let start = band.start * ldc - consumed;
-        let tail = std::mem::take(&mut rest).split_at_mut(start).1;
-        let (mine, next) = if i + 1 < bands.len() {
-            tail.split_at_mut((band.end - band.start) * ldc)
-        } else {
-            let len = tail.len();
-            tail.split_at_mut(len)
-        };
-        consumed = band.end * ldc;
-        rest = next;
-        parts.push((band.clone(), mine));
-    }
-    run_parts(threads, parts, |(band, c_band)| {
-        let sub = GemmShape {
-            m: band.end - band.start,
-            ..shape
-        };
-        gemm_serial(kernel, sub, &a[band.start * lda..], b, c_band, min, max);
-    });
-}
-
-/// The five-loop nest on one thread.
-fn gemm_serial(
-    kernel: &GemmKernel,
     shape: GemmShape,
     a: &[f32],
     b: &PackedB,
@@ -172,10 +134,9 @@ fn gemm_serial(
         segments,
     } = shape;
     let (k, n, mr, nr) = (b.k, b.n, kernel.mr, kernel.nr);
-    let bl = kernel.blocking;
-    let panel_len = (k + 1) * nr;
-    // The extents every tile below stays within (see `GemmTile`'s contract).
+    // The extents every tile stays within (see `GemmTile`'s contract).
     assert!(m >= 1 && k >= 1 && n >= 1 && b.nr == nr && ldc >= n);
+    assert!(kernel.blocking.mc.is_multiple_of(mr) && kernel.blocking.nc.is_multiple_of(nr));
     // The last float of A any tile reads: row `m - 1`, the end of the last segment.
     let a_row_len = match segments {
         None => k,
@@ -186,44 +147,127 @@ fn gemm_serial(
     };
     assert!(a.len() >= (m - 1) * lda + a_row_len, "A too short");
     assert!(c.len() >= (m - 1) * ldc + n, "C too short");
-    let b_data = b.data.as_slice();
-    assert!(b_data.len() >= n.div_ceil(nr) * panel_len, "B too short");
+    assert!(
+        b.data.as_slice().len() >= n.div_ceil(nr) * (k + 1) * nr,
+        "B too short"
+    );
 
-    for jc in (0..n).step_by(bl.nc) {
-        let nc = bl.nc.min(n - jc);
+    let c = OutC {
+        ptr: c.as_mut_ptr(),
+        _borrow: std::marker::PhantomData,
+    };
+    let macs = m.saturating_mul(k).saturating_mul(n);
+    let want = (macs / MIN_MACS_PER_THREAD).clamp(1, threads.max(1));
+    let (tm, tn) = grid(m.div_ceil(mr), n.div_ceil(nr), want, mr, nr);
+    if tm * tn <= 1 {
+        gemm_block(kernel, shape, a, b, c, 0..m, 0..n, min, max);
+        return;
+    }
+    let (rows, cols) = (split_even(m, tm, mr), split_even(n, tn, nr));
+    let blocks: Vec<_> = rows
+        .iter()
+        .flat_map(|r| cols.iter().map(move |j| (r.clone(), j.clone())))
+        .collect();
+    run_parts(threads, blocks, |(r, j)| {
+        gemm_block(kernel, shape, a, b, c, r, j, min, max)
+    });
+}
+
+/// The thread grid `(tm, tn)` for a C of `mt` row tiles (MR rows) and `nt` column panels (NR
+/// columns) on up to `want` threads. Cost of the busiest thread, per unit of depth: its multiply-
+/// adds (tiles x MR x NR) plus [`LOAD_COST`] per float of A rows and B columns it streams. Large M
+/// splits rows (each thread reads its own pixels and all of B); small M with many columns (the
+/// 7x7 layers, the classifier) splits columns, so no thread streams all of B for a few rows.
+fn grid(mt: usize, nt: usize, want: usize, mr: usize, nr: usize) -> (usize, usize) {
+    (1..=want.min(nt))
+        .map(|tn| ((want / tn).clamp(1, mt), tn))
+        .min_by_key(|&(tm, tn)| {
+            let (rows, cols) = (mt.div_ceil(tm), nt.div_ceil(tn));
+            rows * cols * mr * nr + LOAD_COST * (rows * mr + cols * nr)
+        })
+        .unwrap_or((1, 1))
+}
+
+/// Multiply-adds one streamed float of A or B is worth in [`grid`]'s cost (FMA peak over the
+/// L2/L3 bandwidth, in floats, is 4-16 on the CPUs we target).
+const LOAD_COST: usize = 8;
+
+/// C of one `gemm` call, shared by its threads: each writes only its own block of rows x
+/// columns, which `&mut` slices cannot express when blocks share rows. It is formed from the
+/// caller's `&mut [f32]` and lives no longer than that borrow (`gemm` returns after every block).
+#[derive(Clone, Copy)]
+struct OutC<'a> {
+    ptr: *mut f32,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: `OutC` is only a pointer into a slice that `gemm` borrows mutably for the whole call;
+// the threads of that call write pairwise disjoint blocks of it (a row band x a column range of a
+// grid), and nothing reads C through it while they run.
+unsafe impl Send for OutC<'_> {}
+// SAFETY: as above: shared references to an `OutC` only hand the pointer to one block's kernel
+// calls.
+unsafe impl Sync for OutC<'_> {}
+
+/// The five-loop nest on one block of C (rows `rows`, columns `cols`; both start at a multiple
+/// of MR / NR), on the calling thread. `gemm` has checked every extent.
+#[allow(clippy::too_many_arguments)]
+fn gemm_block(
+    kernel: &GemmKernel,
+    shape: GemmShape,
+    a: &[f32],
+    b: &PackedB,
+    c: OutC<'_>,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    min: f32,
+    max: f32,
+) {
+    let GemmShape {
+        lda, ldc, segments, ..
+    } = shape;
+    let (k, nr) = (b.k, kernel.nr);
+    let bl = kernel.blocking;
+    let panel_len = (k + 1) * nr;
+    let b_data = b.data.as_slice();
+
+    for jc in cols.clone().step_by(bl.nc) {
+        let nc = bl.nc.min(cols.end - jc);
         for kb in k_blocks(k, bl.kc, segments) {
-            for ic in (0..m).step_by(bl.mc) {
-                let mc = bl.mc.min(m - ic);
+            for ic in rows.clone().step_by(bl.mc) {
+                let mc = bl.mc.min(rows.end - ic);
                 for jr in (jc..jc + nc).step_by(nr) {
                     let panel = &b_data[(jr / nr) * panel_len..][..panel_len];
-                    for ir in (ic..ic + mc).step_by(mr) {
-                        let tile = GemmTile {
-                            m: mr.min(m - ir),
-                            n: nr.min(n - jr),
-                            k: kb.len,
-                            a: a[ir * lda + kb.a_off..].as_ptr(),
-                            lda,
-                            k_seg: kb.seg,
-                            seg_stride: segments.map_or(0, |sg| sg.stride),
-                            b: panel[(1 + kb.p) * nr..].as_ptr(),
-                            bias: panel.as_ptr(),
-                            c: c[ir * ldc + jr..].as_mut_ptr(),
-                            ldc,
-                            first_k_block: kb.p == 0,
-                            last_k_block: kb.p + kb.len == k,
-                            min,
-                            max,
-                        };
-                        // SAFETY: `kernel` came from a `Kernels`, which proves its ISA is available.
-                        // Rows ir..ir+tile.m < m of A are readable for this block's depths: its
-                        // segments lie within the `a_row_len` floats after each row start, and
-                        // a.len() >= (m-1)*lda + a_row_len (asserted above); `kb.seg` divides
-                        // `kb.len` (`k_blocks`). Rows of C are writable for jr..jr+tile.n <= n
-                        // columns (c.len() >= (m-1)*ldc + n); the panel slice holds the bias (nr
-                        // floats) and k*nr floats of B after it, so b+kb.len*nr stays inside it.
-                        // C is a `&mut` slice, so it aliases neither A nor B.
-                        unsafe { (kernel.func)(&tile) };
-                    }
+                    // One call per column panel of the MC block: the kernel walks its rows in
+                    // MR-row tiles (`ic` is a multiple of MR, so the tiles are the same for any
+                    // MC and any thread split).
+                    let tile = GemmTile {
+                        m: mc,
+                        n: nr.min(cols.end - jr),
+                        k: kb.len,
+                        a: a[ic * lda + kb.a_off..].as_ptr(),
+                        lda,
+                        k_seg: kb.seg,
+                        seg_stride: segments.map_or(0, |sg| sg.stride),
+                        b: panel[(1 + kb.p) * nr..].as_ptr(),
+                        bias: panel.as_ptr(),
+                        c: c.ptr.wrapping_add(ic * ldc + jr),
+                        ldc,
+                        first_k_block: kb.p == 0,
+                        last_k_block: kb.p + kb.len == k,
+                        min,
+                        max,
+                    };
+                    // SAFETY: `kernel` came from a `Kernels`, which proves its ISA is available.
+                    // Rows ic..ic+mc <= m of A are readable for this block's depths: its segments
+                    // lie within the `a_row_len` floats after each row start, and
+                    // a.len() >= (m-1)*lda + a_row_len (asserted in `gemm`); `kb.seg` divides
+                    // `kb.len` (`k_blocks`). C (`gemm`'s `&mut` slice, c.len() >=
+                    // (m-1)*ldc + n) is writable for rows < m and columns jr..jr+tile.n <= n, and
+                    // this thread's block of it (rows x cols) is written by no other thread;
+                    // being a `&mut` slice, it aliases neither A nor B. The panel slice holds the
+                    // bias (nr floats) and k*nr floats of B after it, so b+kb.len*nr stays inside.
+                    unsafe { (kernel.func)(&tile) };
                 }
             }
         }
@@ -243,6 +287,25 @@ mod tests {
         k_blocks(k, kc, segments)
             .map(|b| (b.p, b.len, b.a_off, b.seg))
             .collect()
+    }
+
+    #[test]
+    fn grid_splits_rows_for_tall_c_and_columns_for_wide_c() {
+        // pw01 (112x112 pixels, 64 outputs) on 6x16 tiles: rows only.
+        assert_eq!(grid(2091, 4, 2, 6, 16), (2, 1));
+        assert_eq!(grid(2091, 4, 16, 6, 16), (16, 1));
+        // pw13 (7x7 pixels, 1024 outputs): columns only.
+        assert_eq!(grid(9, 64, 16, 6, 16), (1, 16));
+        // The classifier at batch 1 (one row, 1000 outputs).
+        assert_eq!(grid(1, 63, 4, 6, 16), (1, 4));
+        // One thread, or one tile: no split.
+        assert_eq!(grid(100, 100, 1, 6, 16), (1, 1));
+        assert_eq!(grid(1, 1, 8, 6, 16), (1, 1));
+        // Never more blocks than threads, rows or panels.
+        for (mt, nt, want) in [(3, 5, 16), (50, 2, 7), (7, 7, 9), (1, 64, 3)] {
+            let (tm, tn) = grid(mt, nt, want, 6, 16);
+            assert!(tm * tn <= want && tm <= mt && tn <= nt, "{mt} {nt} {want}");
+        }
     }
 
     #[test]

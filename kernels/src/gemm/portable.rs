@@ -97,30 +97,34 @@ pub struct TileSlices<'a> {
 /// # Safety
 ///
 /// The `GemmUkernelFn` contract, with NR = 8.
-unsafe fn entry(t: &GemmTile) {
-    // SAFETY: the contract of `GemmUkernelFn` guarantees exactly these extents are readable
-    // (A, B, bias) and writable (C), and that C does not alias the others.
-    let mut s = unsafe {
-        TileSlices {
-            m: t.m,
-            n: t.n,
-            k: t.k,
-            a: std::slice::from_raw_parts(
-                t.a,
-                (t.m - 1) * t.lda + (t.k / t.k_seg - 1) * t.seg_stride + t.k_seg,
-            ),
-            lda: t.lda,
-            k_seg: t.k_seg,
-            seg_stride: t.seg_stride,
-            b: std::slice::from_raw_parts(t.b, t.k * NR),
-            bias: std::slice::from_raw_parts(t.bias, NR),
-            c: std::slice::from_raw_parts_mut(t.c, (t.m - 1) * t.ldc + t.n),
-            ldc: t.ldc,
-            first_k_block: t.first_k_block,
-            last_k_block: t.last_k_block,
-            min: t.min,
-            max: t.max,
-        }
-    };
-    gemm_f32_4x8_portable(&mut s);
+unsafe fn entry(call: &GemmTile) {
+    for r0 in (0..call.m).step_by(MR) {
+        let t = call.rows(r0, MR.min(call.m - r0));
+        // SAFETY: the contract of `GemmUkernelFn` guarantees exactly these extents are readable
+        // (A, B, bias) and writable (C) for the call's rows, of which these are rows
+        // `r0 .. r0 + t.m`, and that C does not alias the others.
+        let mut s = unsafe {
+            TileSlices {
+                m: t.m,
+                n: t.n,
+                k: t.k,
+                a: std::slice::from_raw_parts(
+                    t.a,
+                    (t.m - 1) * t.lda + (t.k / t.k_seg - 1) * t.seg_stride + t.k_seg,
+                ),
+                lda: t.lda,
+                k_seg: t.k_seg,
+                seg_stride: t.seg_stride,
+                b: std::slice::from_raw_parts(t.b, t.k * NR),
+                bias: std::slice::from_raw_parts(t.bias, NR),
+                c: std::slice::from_raw_parts_mut(t.c, (t.m - 1) * t.ldc + t.n),
+                ldc: t.ldc,
+                first_k_block: t.first_k_block,
+                last_k_block: t.last_k_block,
+                min: t.min,
+                max: t.max,
+            }
+        };
+        gemm_f32_4x8_portable(&mut s);
+    }
 }

@@ -1,8 +1,10 @@
 //! The GEMM micro-kernel contract: one register tile of `C = act(A * B + bias)`.
 //!
 //! The portable driver (`gemm/mod.rs`) owns the BLIS loop nest (NC / KC / MC blocking, threading,
-//! packing of B, edge tiles) and calls exactly one micro-kernel per `MR x NR` tile of C and KC block.
-//! Only the micro-kernel is per ISA.
+//! packing of B) and calls the micro-kernel once per column panel (`NR` columns) of an MC block of
+//! rows and KC block of depth. The micro-kernel walks the block's rows in `MR x NR` register tiles
+//! (the last one shorter), so the per-tile cost of a call, its argument checks and its dispatch is
+//! paid once per block. Only the micro-kernel is per ISA.
 //!
 //! # Packed B (pointwise weights), built once by [`crate::pack`]
 //!
@@ -26,7 +28,10 @@
 /// boundary of the driver; the driver checks every extent in safe code first.
 #[derive(Clone, Copy, Debug)]
 pub struct GemmTile {
-    /// Rows of the tile that are valid, `1 ..= MR`. Rows `>= m` must not be read or written.
+    /// Rows of this call, `>= 1`. The kernel computes them as register tiles of rows
+    /// `0 .. MR`, `MR .. 2 MR`, ... (the last tile holds the `m % MR` rest), so a row's result
+    /// depends only on its position modulo MR within the call: the driver starts every call at a
+    /// multiple of MR rows of the GEMM. Rows `>= m` must not be read or written.
     pub m: usize,
     /// Columns of the tile that are valid, `1 ..= NR`. Columns `>= n` of C must not be written
     /// (B and bias are zero-padded to NR, so reading all NR of them is allowed).
@@ -67,12 +72,27 @@ pub struct GemmTile {
     pub max: f32,
 }
 
+impl GemmTile {
+    /// Rows `r0 .. r0 + m` of this call as a call of their own: the same depth, B, bias and flags,
+    /// with A and C moved down `r0` rows. Safe: it only forms pointers (`wrapping_add`); the
+    /// caller's contract for rows `< self.m` covers the result when `r0 + m <= self.m`.
+    #[inline(always)]
+    pub fn rows(&self, r0: usize, m: usize) -> GemmTile {
+        GemmTile {
+            m,
+            a: self.a.wrapping_add(r0 * self.lda),
+            c: self.c.wrapping_add(r0 * self.ldc),
+            ..*self
+        }
+    }
+}
+
 /// A GEMM micro-kernel.
 ///
 /// # Safety
 ///
 /// The caller guarantees: the ISA the kernel was compiled for is available on this CPU;
-/// `1 <= m <= MR`, `1 <= n <= NR`, `k >= 1`, `1 <= k_seg <= k` with `k % k_seg == 0`; A element
+/// `m >= 1`, `1 <= n <= NR`, `k >= 1`, `1 <= k_seg <= k` with `k % k_seg == 0`; A element
 /// `(i, p)` (see [`GemmTile::a`]) is readable for `i < m`, `p < k`;
 /// `b` is readable for `k * NR` floats; `bias` for `NR` floats; `c + i*ldc + j` is readable and
 /// writable for `i < m`, `j < n`, and does not alias `a`, `b` or `bias`.

@@ -50,40 +50,45 @@ pub static GEMM_F32_6X12_NEON: GemmKernel = GemmKernel {
     func: gemm_f32_6x12_neon,
 };
 
-/// One `m x n` tile (at most 6 x 12) of `C = act(A * B + bias)` for one KC block of depth `k`.
+/// `m` rows (any count) of one 12-column panel of `C = act(A * B + bias)` for one KC block of
+/// depth `k`, in tiles of 6 rows.
 ///
-/// Dispatches on `m` and `ceil(n / 4)` to an instance of the register tile with exactly the rows
-/// and vectors the tile needs.
+/// Dispatches each tile on its rows and `ceil(n / 4)` to an instance of the register tile with
+/// exactly the rows and vectors the tile needs.
 ///
 /// # Safety
 ///
 /// The [`GemmUkernelFn`](crate::gemm::ukernel::GemmUkernelFn) contract with `MR = 6`, `NR = 12`;
 /// the CPU supports NEON (every AArch64 CPU does).
 #[target_feature(enable = "neon")]
-pub unsafe fn gemm_f32_6x12_neon(t: &GemmTile) {
-    debug_assert!((1..=MR).contains(&t.m) && (1..=NR).contains(&t.n) && t.k >= 1);
-    // SAFETY: (every arm) the caller upholds the `GemmUkernelFn` contract for this tile, and each
-    // instance reads and writes only rows `< M == t.m` and columns `< t.n` of C.
-    unsafe {
-        match (t.m, t.n.div_ceil(4)) {
-            (6, 3) => tile::<6, 3>(t),
-            (5, 3) => tile::<5, 3>(t),
-            (4, 3) => tile::<4, 3>(t),
-            (3, 3) => tile::<3, 3>(t),
-            (2, 3) => tile::<2, 3>(t),
-            (_, 3) => tile::<1, 3>(t),
-            (6, 2) => tile::<6, 2>(t),
-            (5, 2) => tile::<5, 2>(t),
-            (4, 2) => tile::<4, 2>(t),
-            (3, 2) => tile::<3, 2>(t),
-            (2, 2) => tile::<2, 2>(t),
-            (_, 2) => tile::<1, 2>(t),
-            (6, _) => tile::<6, 1>(t),
-            (5, _) => tile::<5, 1>(t),
-            (4, _) => tile::<4, 1>(t),
-            (3, _) => tile::<3, 1>(t),
-            (2, _) => tile::<2, 1>(t),
-            (_, _) => tile::<1, 1>(t),
+pub unsafe fn gemm_f32_6x12_neon(call: &GemmTile) {
+    debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
+    for r0 in (0..call.m).step_by(MR) {
+        let t = &call.rows(r0, MR.min(call.m - r0));
+        // SAFETY: (every arm) the caller upholds the `GemmUkernelFn` contract for the call's rows,
+        // of which this tile is rows `r0 .. r0 + t.m`; each instance reads and writes only rows
+        // `< M == t.m` and columns `< t.n` of C.
+        unsafe {
+            match (t.m, t.n.div_ceil(4)) {
+                (6, 3) => tile::<6, 3>(t),
+                (5, 3) => tile::<5, 3>(t),
+                (4, 3) => tile::<4, 3>(t),
+                (3, 3) => tile::<3, 3>(t),
+                (2, 3) => tile::<2, 3>(t),
+                (_, 3) => tile::<1, 3>(t),
+                (6, 2) => tile::<6, 2>(t),
+                (5, 2) => tile::<5, 2>(t),
+                (4, 2) => tile::<4, 2>(t),
+                (3, 2) => tile::<3, 2>(t),
+                (2, 2) => tile::<2, 2>(t),
+                (_, 2) => tile::<1, 2>(t),
+                (6, _) => tile::<6, 1>(t),
+                (5, _) => tile::<5, 1>(t),
+                (4, _) => tile::<4, 1>(t),
+                (3, _) => tile::<3, 1>(t),
+                (2, _) => tile::<2, 1>(t),
+                (_, _) => tile::<1, 1>(t),
+            }
         }
     }
 }

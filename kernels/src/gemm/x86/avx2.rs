@@ -50,40 +50,56 @@ pub static GEMM_F32_6X16_AVX2: GemmKernel = GemmKernel {
     func: gemm_f32_6x16_avx2,
 };
 
-/// One `m x n` tile (at most 6 x 16) of `C = act(A * B + bias)` for one KC block of depth `k`.
+/// `m` rows (any count) of one 16-column panel of `C = act(A * B + bias)` for one KC block of
+/// depth `k`, in tiles of 6 rows.
 ///
-/// Dispatches on `m` and on whether `n > 8` to an instance of the register tile with exactly the
-/// rows and vectors the tile needs.
+/// The full 6-row tiles run back to back in one loop over a single instance of the register tile
+/// (no call, no dispatch between them); the rest (`m % 6` rows) is dispatched on its row count to
+/// an instance with exactly those rows. Each instance uses one vector of columns when `n <= 8`.
 ///
 /// # Safety
 ///
 /// The [`GemmUkernelFn`](crate::gemm::ukernel::GemmUkernelFn) contract with `MR = 6`, `NR = 16`,
 /// and the CPU supports AVX2 and FMA3.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn gemm_f32_6x16_avx2(t: &GemmTile) {
-    debug_assert!((1..=MR).contains(&t.m) && (1..=NR).contains(&t.n) && t.k >= 1);
+pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
+    debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
+    let full = call.m - call.m % MR;
+    let wide = call.n > 8;
     // `CH` independent accumulator sets (chains over k) keep >= 8 FMAs in flight when the tile
     // has fewer than 8 accumulator vectors (the FMA latency is 4 cycles on 2 pipes).
-    // SAFETY: in every arm the caller upholds the `GemmUkernelFn` contract for this tile, and each
-    // instance reads and writes only rows `< M == t.m` and (masked) columns `< t.n`.
+    // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows; each tile below
+    // is rows `r .. r + t.m` of them (`r + t.m <= call.m`), and each instance reads and writes
+    // only rows `< M == t.m` and (masked) columns `< t.n`.
     unsafe {
-        if t.n > 8 {
-            match t.m {
-                6 => tile::<6, 2, 1>(t),
-                5 => tile::<5, 2, 1>(t),
-                4 => tile::<4, 2, 1>(t),
-                3 => tile::<3, 2, 2>(t),
-                2 => tile::<2, 2, 2>(t),
-                _ => tile::<1, 2, 4>(t),
+        let mut r = 0;
+        while r < full {
+            let t = &call.rows(r, MR);
+            if wide {
+                tile::<6, 2, 1>(t);
+            } else {
+                tile::<6, 1, 2>(t);
             }
-        } else {
-            match t.m {
-                6 => tile::<6, 1, 2>(t),
-                5 => tile::<5, 1, 2>(t),
-                4 => tile::<4, 1, 2>(t),
-                3 => tile::<3, 1, 2>(t),
-                2 => tile::<2, 1, 4>(t),
-                _ => tile::<1, 1, 4>(t),
+            r += MR;
+        }
+        if full < call.m {
+            let t = &call.rows(full, call.m - full);
+            if wide {
+                match t.m {
+                    5 => tile::<5, 2, 1>(t),
+                    4 => tile::<4, 2, 1>(t),
+                    3 => tile::<3, 2, 2>(t),
+                    2 => tile::<2, 2, 2>(t),
+                    _ => tile::<1, 2, 4>(t),
+                }
+            } else {
+                match t.m {
+                    5 => tile::<5, 1, 2>(t),
+                    4 => tile::<4, 1, 2>(t),
+                    3 => tile::<3, 1, 2>(t),
+                    2 => tile::<2, 1, 4>(t),
+                    _ => tile::<1, 1, 4>(t),
+                }
             }
         }
     }

@@ -48,37 +48,43 @@ pub static GEMM_F32_14X16_AVX512: GemmKernel = GemmKernel {
     func: gemm_f32_14x16_avx512,
 };
 
-/// One `m x n` tile (at most 14 x 16) of `C = act(A * B + bias)` for one KC block of depth `k`.
+/// `m` rows (any count) of one 16-column panel of `C = act(A * B + bias)` for one KC block of
+/// depth `k`, in tiles of 14 rows.
 ///
-/// Dispatches on `m` to an instance of the register tile with exactly the rows the tile needs.
+/// Dispatches each tile on its row count to an instance of the register tile with exactly the rows
+/// the tile needs.
 ///
 /// # Safety
 ///
 /// The [`GemmUkernelFn`](crate::gemm::ukernel::GemmUkernelFn) contract with `MR = 14`, `NR = 16`,
 /// and the CPU supports AVX-512F, AVX2 and FMA3.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn gemm_f32_14x16_avx512(t: &GemmTile) {
-    debug_assert!((1..=MR).contains(&t.m) && (1..=NR).contains(&t.n) && t.k >= 1);
-    // SAFETY: (every arm) the caller upholds the `GemmUkernelFn` contract for this tile, and each
-    // instance reads and writes only rows `< M == t.m` and (masked) columns `< t.n`.
-    // `CH` independent accumulator sets (chains over k) keep >= 8 FMAs in flight when the tile
-    // has fewer than 8 rows (4-cycle FMA latency on 2 ports).
-    unsafe {
-        match t.m {
-            14 => tile::<14, 1>(t),
-            13 => tile::<13, 1>(t),
-            12 => tile::<12, 1>(t),
-            11 => tile::<11, 1>(t),
-            10 => tile::<10, 1>(t),
-            9 => tile::<9, 1>(t),
-            8 => tile::<8, 1>(t),
-            7 => tile::<7, 2>(t),
-            6 => tile::<6, 2>(t),
-            5 => tile::<5, 2>(t),
-            4 => tile::<4, 2>(t),
-            3 => tile::<3, 4>(t),
-            2 => tile::<2, 4>(t),
-            _ => tile::<1, 4>(t),
+pub unsafe fn gemm_f32_14x16_avx512(call: &GemmTile) {
+    debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
+    for r0 in (0..call.m).step_by(MR) {
+        let t = &call.rows(r0, MR.min(call.m - r0));
+        // SAFETY: (every arm) the caller upholds the `GemmUkernelFn` contract for the call's rows,
+        // of which this tile is rows `r0 .. r0 + t.m`; each instance reads and writes only rows
+        // `< M == t.m` and (masked) columns `< t.n`.
+        // `CH` independent accumulator sets (chains over k) keep >= 8 FMAs in flight when the
+        // tile has fewer than 8 rows (4-cycle FMA latency on 2 ports).
+        unsafe {
+            match t.m {
+                14 => tile::<14, 1>(t),
+                13 => tile::<13, 1>(t),
+                12 => tile::<12, 1>(t),
+                11 => tile::<11, 1>(t),
+                10 => tile::<10, 1>(t),
+                9 => tile::<9, 1>(t),
+                8 => tile::<8, 1>(t),
+                7 => tile::<7, 2>(t),
+                6 => tile::<6, 2>(t),
+                5 => tile::<5, 2>(t),
+                4 => tile::<4, 2>(t),
+                3 => tile::<3, 4>(t),
+                2 => tile::<2, 4>(t),
+                _ => tile::<1, 4>(t),
+            }
         }
     }
 }
