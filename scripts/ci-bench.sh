@@ -3,9 +3,24 @@
 # peak measured in the same run) against reports/baseline.json. Fails when a row lost more than
 # the threshold. Single-row noise between separate runs on this shared 2-core machine reaches
 # ~19%, so the threshold is 25% (see reports/README.md for how to update the baseline on purpose).
+#
+# When a row looks regressed, the suite runs again (up to twice) and each row counts at its best
+# over the runs: interference from other tenants only adds time, so a row slowed by it recovers
+# in a rerun, while a real regression is slow in every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${CARGO_TARGET_DIR:-target}/bench-ci"
-cargo run --release -q -p sepconv-bench -- report --ci --out "$out"
-cargo run --release -q -p sepconv-bench -- compare "$out/results.json" reports/baseline.json \
-  --threshold "${SEPCONV_BENCH_THRESHOLD:-0.25}"
+threshold="${SEPCONV_BENCH_THRESHOLD:-0.25}"
+bench() { cargo run --release -q -p sepconv-bench -- "$@"; }
+bench report --ci --out "$out"
+reruns=()
+for attempt in 1 2 3; do
+  if bench compare "$out/results.json" reports/baseline.json --threshold "$threshold" "${reruns[@]}"; then
+    exit 0
+  fi
+  [ "$attempt" -lt 3 ] || break
+  echo "== rows below the baseline: measuring the suite again (rerun $attempt of 2)"
+  bench report --ci --out "$out-rerun$attempt"
+  reruns+=(--rerun "$out-rerun$attempt/results.json")
+done
+exit 1

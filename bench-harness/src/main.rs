@@ -39,6 +39,10 @@ enum Cmd {
         /// Largest allowed relative drop in efficiency (0.15 = 15%).
         #[arg(long, default_value_t = 0.15)]
         threshold: f64,
+        /// Another results.json of the same build (repeatable): each row counts at its best
+        /// over NEW and the reruns, so a row fails only when every run measured it slow.
+        #[arg(long)]
+        rerun: Vec<PathBuf>,
     },
     /// Rewrite the four report files from an existing results.json (no measuring).
     Render {
@@ -106,11 +110,13 @@ fn main() -> ExitCode {
             new,
             baseline,
             threshold,
+            rerun,
         } => {
             let load = |p: &PathBuf| CompareFile::load(p);
-            match (load(&new), load(&baseline)) {
-                (Ok(n), Ok(b)) => {
-                    let c = compare(&n, &b, threshold);
+            let reruns: Result<Vec<_>, _> = rerun.iter().map(load).collect();
+            match (load(&new), load(&baseline), reruns) {
+                (Ok(n), Ok(b), Ok(r)) => {
+                    let c = compare(&n.best_of(&r), &b, threshold);
                     print!("{}", c.report());
                     if c.failed() {
                         ExitCode::FAILURE
@@ -118,7 +124,7 @@ fn main() -> ExitCode {
                         ExitCode::SUCCESS
                     }
                 }
-                (Err(e), _) | (_, Err(e)) => {
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                     eprintln!("sepconv-bench compare: {e}");
                     ExitCode::from(2)
                 }

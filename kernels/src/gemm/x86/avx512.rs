@@ -51,8 +51,8 @@ pub static GEMM_F32_14X16_AVX512: GemmKernel = GemmKernel {
 /// `m` rows (any count) of one 16-column panel of `C = act(A * B + bias)` for one KC block of
 /// depth `k`, in tiles of 14 rows.
 ///
-/// Dispatches each tile on its row count to an instance of the register tile with exactly the rows
-/// the tile needs.
+/// The full 14-row tiles run back to back in one loop over a single instance of the register tile;
+/// the rest (`m % 14` rows) is dispatched on its row count to an instance with exactly those rows.
 ///
 /// # Safety
 ///
@@ -61,16 +61,21 @@ pub static GEMM_F32_14X16_AVX512: GemmKernel = GemmKernel {
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm_f32_14x16_avx512(call: &GemmTile) {
     debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
-    for r0 in (0..call.m).step_by(MR) {
-        let t = &call.rows(r0, MR.min(call.m - r0));
-        // SAFETY: (every arm) the caller upholds the `GemmUkernelFn` contract for the call's rows,
-        // of which this tile is rows `r0 .. r0 + t.m`; each instance reads and writes only rows
-        // `< M == t.m` and (masked) columns `< t.n`.
-        // `CH` independent accumulator sets (chains over k) keep >= 8 FMAs in flight when the
-        // tile has fewer than 8 rows (4-cycle FMA latency on 2 ports).
-        unsafe {
+    let full = call.m - call.m % MR;
+    // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows; each tile below
+    // is rows `r .. r + t.m` of them (`r + t.m <= call.m`), and each instance reads and writes
+    // only rows `< M == t.m` and (masked) columns `< t.n`.
+    // `CH` independent accumulator sets (chains over k) keep >= 8 FMAs in flight when the tile
+    // has fewer than 8 rows (4-cycle FMA latency on 2 ports).
+    unsafe {
+        let mut r = 0;
+        while r < full {
+            tile::<14, 1>(&call.rows(r, MR));
+            r += MR;
+        }
+        if full < call.m {
+            let t = &call.rows(full, call.m - full);
             match t.m {
-                14 => tile::<14, 1>(t),
                 13 => tile::<13, 1>(t),
                 12 => tile::<12, 1>(t),
                 11 => tile::<11, 1>(t),
