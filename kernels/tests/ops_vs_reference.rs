@@ -455,6 +455,57 @@ fn subnormals_kept(k: Kernels) {
     }
 }
 
+/// Pixel strides that are multiples of 2 KiB (512 and 1024 channels, or fewer channels with a
+/// gap) at stride 1 go through the driver's skewed row copies: every padding, heights that make
+/// the ring of row slots wrap and reuse rows across images, and several threads (each band
+/// refills its own ring).
+fn dw_skewed_rows(k: Kernels) {
+    let paddings = [
+        Padding::Same,
+        Padding::Valid,
+        Padding::Explicit {
+            top: 2,
+            bottom: 0,
+            left: 0,
+            right: 2,
+        },
+        Padding::Explicit {
+            top: 0,
+            bottom: 2,
+            left: 2,
+            right: 1,
+        },
+    ];
+    for kv in variants(k) {
+        for (i, &(n, h, w, c, gap)) in [
+            (1, 7, 7, 1024, 0),
+            (2, 5, 3, 512, 0),
+            (1, 6, 4, 500, 12),
+            (1, 1, 9, 512, 0),
+        ]
+        .iter()
+        .enumerate()
+        {
+            for (j, &padding) in paddings.iter().enumerate() {
+                for threads in [1, 3] {
+                    let case = Case {
+                        padding,
+                        in_gap: gap,
+                        act: ACTIVATIONS[(i + j) % 4],
+                        seed: (100 * i + 10 * j + threads) as u64,
+                        ..Case::new(n, h, w, c, c)
+                    };
+                    if h < 3 && matches!(padding, Padding::Valid) {
+                        continue;
+                    }
+                    cases::depthwise(kv.with_threads(threads).unwrap(), &case)
+                        .unwrap_or_else(|e| panic!("{}: {case:?}: {e}", kv.dw_kernel(1).name));
+                }
+            }
+        }
+    }
+}
+
 /// Nine 3x3 taps, all zero but the centre.
 fn centre(v: f32) -> [f32; 9] {
     let mut t = [0.0; 9];
@@ -469,6 +520,7 @@ isa_tests! {
     fully_connected_matches_reference => fc_random;
     global_avg_pool_matches_reference => pool_random;
     depthwise_edges => dw_edges;
+    depthwise_skewed_rows => dw_skewed_rows;
     gemm_tile_edges => gemm_edges;
     conv3x3_edges => conv_edges;
     tiny_images_and_padding => tiny_images;
