@@ -455,8 +455,8 @@ fn subnormals_kept(k: Kernels) {
     }
 }
 
-/// Pixel strides that are multiples of 2 KiB (512 and 1024 channels, or fewer channels with a
-/// gap) at stride 1 go through the driver's skewed row copies: every padding, heights that make
+/// Pixel strides that are multiples of 4 KiB (1024 channels, or fewer channels with a gap) at
+/// stride 1 go through the driver's skewed row copies (512 channels do not: checked alongside): every padding, heights that make
 /// the ring of row slots wrap and reuse rows across images, and several threads (each band
 /// refills its own ring).
 fn dw_skewed_rows(k: Kernels) {
@@ -479,9 +479,10 @@ fn dw_skewed_rows(k: Kernels) {
     for kv in variants(k) {
         for (i, &(n, h, w, c, gap)) in [
             (1, 7, 7, 1024, 0),
-            (2, 5, 3, 512, 0),
-            (1, 6, 4, 500, 12),
-            (1, 1, 9, 512, 0),
+            (2, 5, 3, 1024, 0),
+            (1, 6, 4, 1000, 24),
+            (1, 1, 9, 1024, 0),
+            (1, 4, 5, 512, 0),
         ]
         .iter()
         .enumerate()

@@ -31,23 +31,25 @@ thread_local! {
     static SKEW_ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Input rows whose pixel stride is a multiple of 2 KiB (512 or 1024 channels, dense) put the
-/// same channel slice of every pixel into one or two of L1's 64 sets: the 18 lines a kernel step
-/// reads (3 rows x 6 pixels) then evict each other before both halves are used (7x7x1024 ran at
-/// 21% of peak, 7x28x1008 at 46%). Such rows are copied, once each, into a ring of 3 slots with
-/// the pixel stride padded by one line (`channels + PAD` floats), so consecutive pixels land in
-/// consecutive sets: 7x7x1024 at 27-38% (best of run), 14x14x512 at 37% (was 34-35%).
+/// Input rows whose pixel stride is a multiple of 4 KiB (1024 channels, dense) put the same
+/// channel slice of every pixel into one of L1's 64 sets: the 18 lines a kernel step reads
+/// (3 rows x 6 pixels) then evict each other before both halves are used (on Zen 3, 7x7x1024 ran
+/// at 21% of peak, 7x28x1008 at 46%). Such rows are copied, once each, into a ring of 3 slots
+/// with the pixel stride padded by one line (`channels + PAD` floats), so consecutive pixels land
+/// in consecutive sets: 7x7x1024 at 27-38% (best of run).
 struct Skew;
 
 impl Skew {
     /// Padding of the skewed pixel stride, in floats (one 64-byte line).
     const PAD: usize = 16;
 
-    /// Whether rows of this pixel stride (floats) get skewed copies: stride 1 only, where each
-    /// output row copies one new input row. (At stride 2 it copies two per output row, which
-    /// measured slower than the aliasing it avoids: 14x14x512 s2 25 -> 20% of peak.)
+    /// Whether rows of this pixel stride (floats) get skewed copies: multiples of 4 KiB (1024
+    /// channels), at stride 1 only, where each output row copies one new input row. Measured:
+    /// at 2 KiB (512 channels) the copies gained 5-10% on Zen 3 (8-way L1) but lost 30% on a
+    /// Sapphire Rapids core (12-way 48 KiB L1: 41 -> 61 us on 14x14x512); at stride 2 (two
+    /// copied rows per output row) they lost on Zen 3 (14x14x512 s2: 25 -> 20% of peak).
     fn wanted(pixel_stride: usize, stride: usize) -> bool {
-        stride == 1 && (pixel_stride * 4).is_multiple_of(2048)
+        stride == 1 && (pixel_stride * 4).is_multiple_of(4096)
     }
 }
 

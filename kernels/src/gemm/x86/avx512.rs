@@ -51,8 +51,7 @@ pub static GEMM_F32_14X16_AVX512: GemmKernel = GemmKernel {
 /// `m` rows (any count) of one 16-column panel of `C = act(A * B + bias)` for one KC block of
 /// depth `k`, in tiles of 14 rows.
 ///
-/// The full 14-row tiles run back to back in one loop over a single instance of the register tile;
-/// the rest (`m % 14` rows) is dispatched on its row count to an instance with exactly those rows.
+/// Walks the rows in tiles of 14 (the last one shorter), one [`one_tile`] call each.
 ///
 /// # Safety
 ///
@@ -61,35 +60,44 @@ pub static GEMM_F32_14X16_AVX512: GemmKernel = GemmKernel {
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm_f32_14x16_avx512(call: &GemmTile) {
     debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
-    let full = call.m - call.m % MR;
-    // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows; each tile below
-    // is rows `r .. r + t.m` of them (`r + t.m <= call.m`), and each instance reads and writes
-    // only rows `< M == t.m` and (masked) columns `< t.n`.
+    for r0 in (0..call.m).step_by(MR) {
+        // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows, of which
+        // this tile is rows `r0 .. r0 + t.m`.
+        unsafe { one_tile(&call.rows(r0, MR.min(call.m - r0))) };
+    }
+}
+
+/// One tile of at most 14 rows, dispatched on its row count to an instance of the register tile
+/// with exactly those rows. Kept out of line: measured on a Sapphire Rapids core, the loop over
+/// tiles with the 14-row instance inlined into it ran the K = 512 layers 15% slower than calling
+/// this per tile (the depth loop itself is the same 140 instructions either way).
+///
+/// # Safety
+///
+/// The `GemmUkernelFn` contract for `t` with `t.m <= 14`, and the CPU supports AVX-512F.
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn one_tile(t: &GemmTile) {
+    // SAFETY: (every arm) the caller upholds the contract for this tile, and each instance reads
+    // and writes only rows `< M == t.m` and (masked) columns `< t.n`.
     // `CH` independent accumulator sets (chains over k) keep >= 8 FMAs in flight when the tile
     // has fewer than 8 rows (4-cycle FMA latency on 2 ports).
     unsafe {
-        let mut r = 0;
-        while r < full {
-            tile::<14, 1>(&call.rows(r, MR));
-            r += MR;
-        }
-        if full < call.m {
-            let t = &call.rows(full, call.m - full);
-            match t.m {
-                13 => tile::<13, 1>(t),
-                12 => tile::<12, 1>(t),
-                11 => tile::<11, 1>(t),
-                10 => tile::<10, 1>(t),
-                9 => tile::<9, 1>(t),
-                8 => tile::<8, 1>(t),
-                7 => tile::<7, 2>(t),
-                6 => tile::<6, 2>(t),
-                5 => tile::<5, 2>(t),
-                4 => tile::<4, 2>(t),
-                3 => tile::<3, 4>(t),
-                2 => tile::<2, 4>(t),
-                _ => tile::<1, 4>(t),
-            }
+        match t.m {
+            14 => tile::<14, 1>(t),
+            13 => tile::<13, 1>(t),
+            12 => tile::<12, 1>(t),
+            11 => tile::<11, 1>(t),
+            10 => tile::<10, 1>(t),
+            9 => tile::<9, 1>(t),
+            8 => tile::<8, 1>(t),
+            7 => tile::<7, 2>(t),
+            6 => tile::<6, 2>(t),
+            5 => tile::<5, 2>(t),
+            4 => tile::<4, 2>(t),
+            3 => tile::<3, 4>(t),
+            2 => tile::<2, 4>(t),
+            _ => tile::<1, 4>(t),
         }
     }
 }
