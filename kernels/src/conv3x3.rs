@@ -23,7 +23,7 @@ use std::cell::RefCell;
 
 use crate::dwconv::expect;
 use crate::error::Result;
-use crate::gemm::{gemm, GemmShape, Segments};
+use crate::gemm::{gemm, GemmShape, Segments, MIN_MACS_PER_THREAD};
 use crate::pack::{pack_conv3x3, ConvWeights, WeightLayout};
 use crate::params::Conv3x3Params;
 use crate::tensor::{TensorView, TensorViewMut};
@@ -75,7 +75,7 @@ impl Kernels {
             ((n, y), n * os.batch + y * os.row)
         });
         let macs = o.n * o.h * o.w * 9 * i.c * o.c;
-        let threads = (macs >> 18).clamp(1, self.threads);
+        let threads = (macs / MIN_MACS_PER_THREAD).clamp(1, self.threads);
         // A padded row: input columns `-pad_left .. (out_w - 1) * stride - pad_left + 3`.
         let padded_w = (o.w - 1) * g.stride + 3;
         let row_len = padded_w * i.c;

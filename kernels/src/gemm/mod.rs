@@ -28,7 +28,7 @@ use crate::threading::{run_parts, split_even};
 use ukernel::{GemmKernel, GemmTile};
 
 /// Below this many multiply-adds a GEMM stays on the calling thread.
-const MIN_MACS_PER_THREAD: usize = 1 << 18;
+pub(crate) const MIN_MACS_PER_THREAD: usize = 1 << 18;
 
 /// Dimensions and strides of one GEMM call. `a` has `m` rows at stride `lda`, each `k / k_seg`
 /// segments of `k_seg` contiguous floats `seg_stride` apart (one segment of `k` floats for a plain
