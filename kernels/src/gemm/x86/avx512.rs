@@ -51,7 +51,7 @@ pub static GEMM_F32_14X16_AVX512: GemmKernel = GemmKernel {
 /// `m` rows (any count) of one 16-column panel of `C = act(A * B + bias)` for one KC block of
 /// depth `k`, in tiles of 14 rows.
 ///
-/// Walks the rows in tiles of 14 (the last one shorter), one [`one_tile`] call each.
+/// Walks the rows in tiles of 14 (the last one shorter), one out-of-line `one_tile` call each.
 ///
 /// # Safety
 ///
