@@ -456,25 +456,15 @@ fn subnormals_kept(k: Kernels) {
 }
 
 /// Pixel strides that are multiples of 4 KiB (1024 channels, or fewer channels with a gap) at
-/// stride 1 go through the driver's skewed row copies (512 channels do not: checked alongside): every padding, heights that make
-/// the ring of row slots wrap and reuse rows across images, and several threads (each band
-/// refills its own ring).
+/// stride 1 go through the driver's skewed row copies (512 channels do not: checked alongside):
+/// every padding, heights that make the ring of row slots wrap and reuse rows across images, and
+/// several threads (each band refills its own ring).
 fn dw_skewed_rows(k: Kernels) {
     let paddings = [
         Padding::Same,
         Padding::Valid,
-        Padding::Explicit {
-            top: 2,
-            bottom: 0,
-            left: 0,
-            right: 2,
-        },
-        Padding::Explicit {
-            top: 0,
-            bottom: 2,
-            left: 2,
-            right: 1,
-        },
+        explicit(2, 0, 0, 2),
+        explicit(0, 2, 2, 1),
     ];
     for kv in variants(k) {
         for (i, &(n, h, w, c, gap)) in [

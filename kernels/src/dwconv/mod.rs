@@ -120,30 +120,18 @@ impl Kernels {
                     if skew && ring.len() < 3 * row_len {
                         ring.resize(3 * row_len, 0.0);
                     }
-                    // Input row (image, y) held by each ring slot.
+                    // Input row (image, y) held by each ring slot. Row y lives in slot y % 3:
+                    // the three consecutive input rows of a stride-1 output row never collide.
                     let mut held = [(usize::MAX, usize::MAX); 3];
                     for ((n, oy), out) in part {
                         let iys: [usize; 3] =
                             std::array::from_fn(|ky| (oy * g.stride + ky).wrapping_sub(g.pad_top));
-                        // Ring slot of each kernel row's input row (skewed copies only): the slot
-                        // that holds it, else one no other kernel row of this output row uses.
-                        let mut slot = [usize::MAX; 3];
                         if skew {
-                            for ky in 0..3 {
-                                if iys[ky] < i.h {
-                                    slot[ky] = held
-                                        .iter()
-                                        .position(|&h| h == (n, iys[ky]))
-                                        .unwrap_or(usize::MAX);
-                                }
-                            }
-                            for ky in 0..3 {
-                                if iys[ky] < i.h && slot[ky] == usize::MAX {
-                                    let free = (0..3).find(|s| !slot.contains(s)).unwrap_or(0);
-                                    slot[ky] = free;
-                                    held[free] = (n, iys[ky]);
-                                    let dst = &mut ring[free * row_len..][..row_len];
-                                    let src = &input.data[input.offset(n, iys[ky], 0)..];
+                            for &iy in iys.iter().filter(|&&iy| iy < i.h) {
+                                if held[iy % 3] != (n, iy) {
+                                    held[iy % 3] = (n, iy);
+                                    let dst = &mut ring[iy % 3 * row_len..][..row_len];
+                                    let src = &input.data[input.offset(n, iy, 0)..];
                                     for x in 0..i.w {
                                         dst[x * row_stride..][..i.c].copy_from_slice(
                                             &src[x * input.strides.pixel..][..i.c],
@@ -153,12 +141,13 @@ impl Kernels {
                             }
                         }
                         let row_ptr = |ky: usize| {
-                            if iys[ky] >= i.h {
+                            let iy = iys[ky];
+                            if iy >= i.h {
                                 zero[..row_len].as_ptr()
                             } else if skew {
-                                ring[slot[ky] * row_len..][..row_len].as_ptr()
+                                ring[iy % 3 * row_len..][..row_len].as_ptr()
                             } else {
-                                input.data[input.offset(n, iys[ky], 0)..][..row_len].as_ptr()
+                                input.data[input.offset(n, iy, 0)..][..row_len].as_ptr()
                             }
                         };
                         assert!(
