@@ -168,18 +168,22 @@ const L1_WAYS: usize = 8;
 /// into 1 or 2 sets: more than 8 of them in one set measured up to 2-3x slower (the lines of a
 /// step evict each other before both halves are read), so such rows use groups of 2.
 fn lines_per_set(r: &DwRow, stride: usize, group: usize) -> usize {
+    // Called for every row: a 64-byte table and a running maximum keep it to a few dozen
+    // instructions (a table of `usize` and a pass for the maximum cost a 14-pixel row 20%).
     let window = ((group - 1) * stride + 3).min(r.in_width);
-    let mut count = [0usize; 64];
+    let mut count = [0u8; 64];
+    let mut most = 0;
     let mut last_line = usize::MAX;
     for j in 0..window {
         // Pixels of fewer than 16 channels share lines: count each line once.
         let line = j.wrapping_mul(r.in_stride).wrapping_mul(4) >> 6;
         if line != last_line {
             count[line & 63] += 3;
+            most = most.max(count[line & 63]);
             last_line = line;
         }
     }
-    count.into_iter().max().unwrap_or(0)
+    usize::from(most)
 }
 
 /// One row in groups of `GROUP` output pixels, then channel tiles.
