@@ -65,6 +65,14 @@ fn detect(isa: Isa) -> bool {
     }
 }
 
+/// Whether this is an AMD x86 CPU, for the kernel choices that differ between AMD and Intel
+/// cores of the same ISA. SSE4a is implemented by every AMD core since K10 and by no Intel core,
+/// so its CPUID bit tells the vendors apart without reading the vendor string.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn is_amd() -> bool {
+    is_x86_feature_detected!("sse4a")
+}
+
 #[cfg(target_arch = "aarch64")]
 fn detect(isa: Isa) -> bool {
     match isa {

@@ -20,6 +20,8 @@ pub static GEMM_KERNELS: &[&GemmKernel] = &[
     &gemm::aarch64::neon::GEMM_F32_6X12_NEON,
     #[cfg(target_arch = "x86_64")]
     &gemm::x86::avx512::GEMM_F32_14X16_AVX512,
+    #[cfg(target_arch = "x86_64")]
+    &gemm::x86::avx512_8x32::GEMM_F32_8X32_AVX512,
 ];
 
 /// All depthwise 3x3 row kernels (both strides).

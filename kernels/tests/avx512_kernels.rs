@@ -1,6 +1,6 @@
 //! Edges of the AVX-512 kernels that the all-ISA tests (ops_vs_reference) reach only by chance:
-//! every row count of the 14x16 GEMM tile with every column-mask shape and a depth past KC (the
-//! accumulate-from-C path with masked loads), and every channel tail of the c16 depthwise kernels
+//! every row count of each AVX-512 GEMM tile (14x16, 8x32) with every column-mask shape and a
+//! depth past KC (the accumulate-from-C path with masked loads), and every channel tail of the c16 depthwise kernels
 //! with interior lengths around the 4-output unroll. Through the public API on guard-paged buffers,
 //! against the f64 reference. Runs under the emulator (scripts/test-avx512.sh); SKIP elsewhere.
 
@@ -19,34 +19,43 @@ const ACTIVATIONS: [Activation; 4] = [
     },
 ];
 
-/// m = 1..=14 (each tile instance) and 14 + m (a full tile then an edge tile); n around 16
-/// (one or two panels, full or masked); k around the 8-step unroll and past KC.
+/// For each AVX-512 GEMM kernel: m = 1..=MR (each tile instance) and MR + m (a full tile then an
+/// edge tile); n around NR (one or two panels, full or masked, both halves of a two-vector tile);
+/// k around the unroll and past KC.
 fn gemm_tiles(k: Kernels) {
-    let g = k.gemm_kernel();
-    assert_eq!((g.name, g.mr, g.nr), ("gemm_f32_14x16_avx512", 14, 16));
-    let kc = g.blocking.kc;
+    let kernels: Vec<_> = sepconv::registry::gemm_kernels(Isa::Avx512).collect();
+    let names: Vec<_> = kernels.iter().map(|g| g.name).collect();
+    assert_eq!(names, ["gemm_f32_14x16_avx512", "gemm_f32_8x32_avx512"]);
     let mut i = 0;
-    for m in (1..=14).chain([15, 22, 28]) {
-        for n in [1, 5, 15, 16, 17, 33] {
-            for depth in [1, 7, 8, 9, 17, kc + 9] {
-                if depth > kc && !(m == 14 || m == 22 || m == 3) {
-                    continue;
+    for g in kernels {
+        let k = k.with_gemm_kernel(g).unwrap();
+        let (mr, nr, kc) = (g.mr, g.nr, g.blocking.kc);
+        let mut ns = vec![1, 5, 15, 16, 17, nr - 1, nr, nr + 1, 2 * nr + 1];
+        ns.sort_unstable();
+        ns.dedup();
+        for m in (1..=mr).chain([mr + 1, mr + mr / 2, 2 * mr]) {
+            for &n in &ns {
+                for depth in [1, 7, 8, 9, 17, kc + 9] {
+                    if depth > kc && !(m == mr || m == mr + mr / 2 || m == 3) {
+                        continue;
+                    }
+                    i += 1;
+                    let case = Case {
+                        act: ACTIVATIONS[i % 4],
+                        in_gap: i % 3,
+                        out_gap: i % 2,
+                        bias: i % 5 != 0,
+                        layout: if i % 2 == 0 {
+                            WeightLayout::Hwio
+                        } else {
+                            WeightLayout::Oihw
+                        },
+                        seed: i as u64,
+                        ..Case::new(1, 1, m, depth, n)
+                    };
+                    cases::pointwise(k, &case)
+                        .unwrap_or_else(|e| panic!("{}: {case:?}: {e}", g.name));
                 }
-                i += 1;
-                let case = Case {
-                    act: ACTIVATIONS[i % 4],
-                    in_gap: i % 3,
-                    out_gap: i % 2,
-                    bias: i % 5 != 0,
-                    layout: if i % 2 == 0 {
-                        WeightLayout::Hwio
-                    } else {
-                        WeightLayout::Oihw
-                    },
-                    seed: i as u64,
-                    ..Case::new(1, 1, m, depth, n)
-                };
-                cases::pointwise(k, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
             }
         }
     }
@@ -82,7 +91,7 @@ fn dw_tails(k: Kernels) {
 }
 
 #[test]
-fn gemm_f32_14x16_edge_tiles_avx512() {
+fn gemm_edge_tiles_avx512() {
     common::run_isa(Isa::Avx512, gemm_tiles);
 }
 

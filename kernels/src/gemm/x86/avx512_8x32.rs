@@ -1,0 +1,245 @@
+//! `gemm_f32_8x32_avx512`: an AVX-512F GEMM micro-kernel with an 8 x 32 register tile of C, the
+//! production tile on Intel CPUs (see `dispatch.rs`).
+//!
+//! Register plan (32 zmm): 16 accumulators (8 rows x 2 vectors of 16 columns), 2 vectors of the
+//! packed B row, 1 broadcast of A. Per step of depth: 2 loads of B, 8 broadcasts of A
+//! (`vbroadcastss zmm, dword ptr [a]`: a load-port uop on Intel, no shuffle on port 5, which the
+//! second FMA unit shares) and 16 FMAs: 10 loads per 16 FMAs, against 15 per 14 for the 14 x 16
+//! tile, and 16 independent accumulators cover the 8 FMAs two 4-cycle FMA units keep in flight.
+//! The shape of BLIS' `skx` sgemm kernel (32 x 12, column-major C) and of oneDNN's AVX-512
+//! tiles.
+//!
+//! Measured on a Sapphire Rapids core (`report`-style single-layer timing, median % of the
+//! measured AVX-512 FMA peak, this kernel vs `gemm_f32_14x16_avx512`): 14x14x512 -> 512 91 vs 72,
+//! 28x28x256 -> 256 91 vs 73, 56x56x128 -> 128 84 vs 58, 7x7x1024 -> 1024 80 vs 66, 112x112x32 ->
+//! 64 62 vs 34. Twelve rows (24 accumulators) spilled accumulators to the stack; ten rows ran the
+//! K = 1024 layer at 58% (ten A rows 4 KiB apart share one L1 set). llvm-mca models this loop on
+//! Zen 4 at about two thirds of its FMA rate (there a `vbroadcastss zmm` from memory takes an FP
+//! pipe), where it models the 14 x 16 tile with embedded broadcasts at ~100%: so AMD CPUs keep
+//! the 14 x 16 tile.
+//!
+//! Edge tiles use the same body instantiated for fewer rows (`M < 8`); columns `>= n` of C are
+//! never read or written (two `__mmask16` lane masks). B and the bias are zero-padded to 32
+//! columns, so they are always read whole.
+
+use core::arch::x86_64::*;
+
+use crate::gemm::ukernel::{Blocking, GemmKernel, GemmTile};
+use crate::Isa;
+
+/// Register tile rows.
+const MR: usize = 8;
+/// Register tile columns (two zmm vectors).
+const NR: usize = 32;
+
+/// `gemm_f32_8x32_avx512`.
+///
+/// Blocking for Intel server cores (L1d 48 KiB, L2 2 MiB on Ice Lake-SP / Sapphire Rapids): a
+/// `KC x 32` sliver of B is `KC * 128` bytes (32 KiB at KC = 256) and stays in L1 next to the
+/// lines of the 8 A rows; the `MC x KC` block of A (320 KiB) stays in L2. On Sapphire Rapids
+/// KC = 256 beat 128, 192 and 384 on the K = 512 layers (91% against 86-88%) and tied on the
+/// others.
+pub static GEMM_F32_8X32_AVX512: GemmKernel = GemmKernel {
+    name: "gemm_f32_8x32_avx512",
+    isa: Isa::Avx512,
+    mr: MR,
+    nr: NR,
+    blocking: Blocking {
+        mc: 320,
+        kc: 256,
+        nc: 4096,
+    },
+    func: gemm_f32_8x32_avx512,
+};
+
+/// `m` rows (any count) of one 32-column panel of `C = act(A * B + bias)` for one KC block of
+/// depth `k`, in tiles of 8 rows: full tiles through one out-of-line instance, the rest
+/// dispatched on its row count.
+///
+/// # Safety
+///
+/// The [`GemmUkernelFn`](crate::gemm::ukernel::GemmUkernelFn) contract with `MR = 8`, `NR = 32`,
+/// and the CPU supports AVX-512F, AVX2 and FMA3.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn gemm_f32_8x32_avx512(call: &GemmTile) {
+    debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
+    for r0 in (0..call.m).step_by(MR) {
+        let t = call.rows(r0, MR.min(call.m - r0));
+        // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows, of which
+        // this tile is rows `r0 .. r0 + t.m`, and each instance touches only rows `< t.m`.
+        unsafe {
+            match t.m {
+                8 => full_tile(&t),
+                7 => tile::<7, 1>(&t),
+                6 => tile::<6, 1>(&t),
+                5 => tile::<5, 1>(&t),
+                4 => tile::<4, 1>(&t),
+                // Fewer than 4 rows sum the depth in 2 chains: at least 8 independent FMAs.
+                3 => tile::<3, 2>(&t),
+                2 => tile::<2, 2>(&t),
+                _ => tile::<1, 2>(&t),
+            }
+        }
+    }
+}
+
+/// A full tile of 8 rows, out of line (as for the 14 x 16 tile, whose inlined loop measured
+/// slower on Sapphire Rapids).
+///
+/// # Safety
+///
+/// The `GemmUkernelFn` contract for `t` with `t.m == 8`; AVX-512F.
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn full_tile(t: &GemmTile) {
+    // SAFETY: forwarded.
+    unsafe { tile::<MR, 1>(t) }
+}
+
+/// The register tile with `M` rows (`1..=8`) of two 16-column vectors, summing the depth in `CH`
+/// (1 or 2) interleaved chains of accumulators.
+///
+/// # Safety
+///
+/// The `GemmUkernelFn` contract, with `t.m == M` and `1 <= t.n <= 32`.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
+    let k = t.k;
+    // Lanes of the columns `< n` in each of the two vectors.
+    // (Plain loops and no closures here: a closure does not inherit `target_feature`, and an
+    // out-of-line one would pull the accumulators into memory.)
+    let mask = [
+        ((1u32 << t.n.min(16)) - 1) as __mmask16,
+        ((1u32 << t.n.saturating_sub(16)) - 1) as __mmask16,
+    ];
+
+    // Row pointers of A and C (`wrapping_add`: rows `< M == t.m` are inside the buffers by the
+    // contract, and only those are dereferenced).
+    let mut a = [t.a; M];
+    let mut c = [t.c; M];
+    for i in 1..M {
+        a[i] = t.a.wrapping_add(i * t.lda);
+        c[i] = t.c.wrapping_add(i * t.ldc);
+    }
+
+    // The two column vectors' accumulators in two arrays: one `[[__m512; 2]; M]` is initialised
+    // and copied with memset/memcpy calls, which keeps it in memory.
+    let mut lo = [_mm512_setzero_ps(); M];
+    let mut hi = [_mm512_setzero_ps(); M];
+    if t.first_k_block {
+        // SAFETY: `bias` holds NR = 32 floats (zero-padded).
+        let (b0, b1) = unsafe { (_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))) };
+        for i in 0..M {
+            lo[i] = b0;
+            hi[i] = b1;
+        }
+    } else {
+        for i in 0..M {
+            // SAFETY: row `i < m` of C is readable for columns `< n`; the masks enable exactly
+            // the lanes of columns `< n`, and masked-off lanes are not accessed.
+            unsafe {
+                lo[i] = _mm512_maskz_loadu_ps(mask[0], c[i]);
+                hi[i] = _mm512_maskz_loadu_ps(mask[1], c[i].wrapping_add(16));
+            }
+        }
+    }
+
+    // `step!(lo, hi, a, b, p)`: depth `p < k_seg` of the segment rows `a` (rows `< M`) and B row
+    // `p` after `b` (`NR` floats), both in bounds by the contract.
+    macro_rules! step {
+        ($lo:ident, $hi:ident, $a:ident, $b:ident, $p:expr) => {{
+            let p = $p;
+            // SAFETY: `b` holds `k_seg * NR` floats of this segment and `p < k_seg`.
+            let (b0, b1) = unsafe {
+                (
+                    _mm512_loadu_ps($b.add(p * NR)),
+                    _mm512_loadu_ps($b.add(p * NR + 16)),
+                )
+            };
+            for i in 0..M {
+                // A broadcast from memory (`vbroadcastss zmm, m32`: a load-port uop), not from a
+                // register (a port-5 shuffle, which shares the port with the second FMA unit).
+                // SAFETY: row `i < m` of the segment is readable for `k_seg` floats, `p < k_seg`.
+                let av = unsafe { _mm512_broadcastss_ps(_mm_load_ss($a[i].add(p))) };
+                $lo[i] = _mm512_fmadd_ps(b0, av, $lo[i]);
+                $hi[i] = _mm512_fmadd_ps(b1, av, $hi[i]);
+            }
+        }};
+    }
+    let mut lo1 = [_mm512_setzero_ps(); M];
+    let mut hi1 = [_mm512_setzero_ps(); M];
+    let ks = t.k_seg;
+    for s in 0..k / ks {
+        // Segment `s < k / k_seg` of rows `< m` and its `k_seg` rows of B (contract: A element
+        // `(i, s * k_seg + p)` is at `a[i] + s * seg_stride + p`).
+        let mut sa = a;
+        for ai in sa.iter_mut() {
+            *ai = ai.wrapping_add(s * t.seg_stride);
+        }
+        let sb = t.b.wrapping_add(s * ks * NR);
+        let mut p = 0;
+        while p + 4 <= ks {
+            // The inner loop, for llvm-mca (scripts/mca-avx512.sh): one iteration of the full
+            // tile.
+            #[cfg(feature = "mca-markers")]
+            if M == MR {
+                mca_marker!("BEGIN gemm_f32_8x32_avx512");
+            }
+            if CH == 1 {
+                step!(lo, hi, sa, sb, p);
+                step!(lo, hi, sa, sb, p + 1);
+                step!(lo, hi, sa, sb, p + 2);
+                step!(lo, hi, sa, sb, p + 3);
+            } else {
+                step!(lo, hi, sa, sb, p);
+                step!(lo1, hi1, sa, sb, p + 1);
+                step!(lo, hi, sa, sb, p + 2);
+                step!(lo1, hi1, sa, sb, p + 3);
+            }
+            p += 4;
+            #[cfg(feature = "mca-markers")]
+            if M == MR {
+                mca_marker!("END gemm_f32_8x32_avx512");
+            }
+        }
+        while p < ks {
+            step!(lo, hi, sa, sb, p);
+            p += 1;
+        }
+    }
+    if CH > 1 {
+        for i in 0..M {
+            lo[i] = _mm512_add_ps(lo[i], lo1[i]);
+            hi[i] = _mm512_add_ps(hi[i], hi1[i]);
+        }
+    }
+
+    if t.last_k_block {
+        // y = if y < min {min} else {y}; y = if y > max {max} else {y}: `max_ps`/`min_ps` return
+        // their second operand when either is NaN, so a NaN `y` (second) stays NaN. An infinite
+        // bound is the identity (NaN included) and is skipped.
+        let (vmin, vmax) = (_mm512_set1_ps(t.min), _mm512_set1_ps(t.max));
+        if t.min != f32::NEG_INFINITY {
+            for i in 0..M {
+                lo[i] = _mm512_max_ps(vmin, lo[i]);
+                hi[i] = _mm512_max_ps(vmin, hi[i]);
+            }
+        }
+        if t.max != f32::INFINITY {
+            for i in 0..M {
+                lo[i] = _mm512_min_ps(vmax, lo[i]);
+                hi[i] = _mm512_min_ps(vmax, hi[i]);
+            }
+        }
+    }
+
+    for i in 0..M {
+        // SAFETY: row `i < m` of C is writable for columns `< n`; the masks enable exactly the
+        // lanes of columns `< n` in each vector, and masked-off lanes are not written.
+        unsafe {
+            _mm512_mask_storeu_ps(c[i], mask[0], lo[i]);
+            _mm512_mask_storeu_ps(c[i].wrapping_add(16), mask[1], hi[i]);
+        }
+    }
+}
