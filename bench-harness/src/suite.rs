@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use indicatif::{ProgressBar, ProgressStyle};
 use sepconv::{Isa, Kernels};
 
-use crate::cases::{bench_id, Case, NET_TIER};
+use crate::cases::{bench_id, Case, LAYER_TIER, NET_TIER};
 use crate::machine::{level_for, measure_ceiling, Ceiling, Machine};
 use crate::measure::{sample, Budget, Timing};
 use crate::mobilenet::NetRunner;
@@ -439,52 +439,46 @@ impl CaseInfo {
 fn layer_row(machine: &Machine, ceilings: &[Ceiling], case: &CaseInfo, t: Timing) -> Row {
     let l = &case.layer;
     // The reference is scalar code: it is set against the portable ceilings.
-    let isa = case.isa.unwrap_or(Isa::Portable).name().to_string();
-    let flops = l.flops();
-    let gflops = flops as f64 / t.median_s / 1e9;
-    let (peak, bound, level, bw, kind) = match find_ceiling(ceilings, &isa, case.threads) {
+    let isa = case.isa.unwrap_or(Isa::Portable).name();
+    let roof = match find_ceiling(ceilings, isa, case.threads) {
         Some(c) => {
-            let (b, level, bw, kind) = layer_bound(machine, c, l, case.threads);
-            (c.fma_peak_gflops, b, level, bw, kind)
+            let (bound_gflops, level, bandwidth_gbs, bound) =
+                layer_bound(machine, c, l, case.threads);
+            Roof {
+                level,
+                peak_gflops: c.fma_peak_gflops,
+                bandwidth_gbs,
+                bound_gflops,
+                bound,
+            }
         }
-        None => (0.0, 0.0, "?", 0.0, "?"),
+        None => Roof {
+            level: "?",
+            peak_gflops: 0.0,
+            bandwidth_gbs: 0.0,
+            bound_gflops: 0.0,
+            bound: "?",
+        },
     };
-    Row {
-        id: bench_id("layer", l.op.name(), &case.label, &l.id),
-        tier: "layer".to_string(),
-        op: l.op.name().to_string(),
-        label: case.label.clone(),
+    let what = Measured {
+        tier: LAYER_TIER,
+        op: l.op.name(),
+        label: &case.label,
         isa,
         kernel: case.kernel.clone(),
-        layer: l.id.clone(),
+        layer: &l.id,
         shape: l.shape_str(),
         threads: case.threads,
-        flops,
+        flops: l.flops(),
         bytes: l.compulsory_bytes(),
-        ai: l.arithmetic_intensity(),
-        level: level.to_string(),
-        samples: t.samples,
-        median_s: t.median_s,
-        min_s: t.min_s,
-        mad_s: t.mad_s,
-        gflops,
-        peak_gflops: peak,
-        bandwidth_gbs: bw,
-        bound_gflops: bound,
-        bound: kind.to_string(),
-        pct_of_bound: pct(gflops, bound),
-        efficiency: ratio(gflops, peak),
-        best_gflops: flops as f64 / t.min_s / 1e9,
-        best_efficiency: ratio(flops as f64 / t.min_s / 1e9, peak),
-    }
+    };
+    timed_row(what, roof, t)
 }
 
 fn net_row(machine: &Machine, ceilings: &[Ceiling], k: Kernels, net: &Network, t: Timing) -> Row {
     let isa = k.isa().name();
     let flops = net.flops();
-    let bytes: u64 = net.layers.iter().map(Layer::compulsory_bytes).sum();
-    let gflops = flops as f64 / t.median_s / 1e9;
-    let (peak, bound) = match find_ceiling(ceilings, isa, k.threads()) {
+    let (peak_gflops, bound_gflops) = match find_ceiling(ceilings, isa, k.threads()) {
         Some(c) => {
             // The network's bound: every layer at its own bound, back to back.
             let secs: f64 = net
@@ -496,14 +490,20 @@ fn net_row(machine: &Machine, ceilings: &[Ceiling], k: Kernels, net: &Network, t
         }
         None => (0.0, 0.0),
     };
-    Row {
-        id: bench_id(NET_TIER, net_op(net), isa, &net.id),
-        tier: NET_TIER.to_string(),
-        op: net_op(net).to_string(),
-        label: isa.to_string(),
-        isa: isa.to_string(),
+    let roof = Roof {
+        level: "mixed",
+        peak_gflops,
+        bandwidth_gbs: 0.0,
+        bound_gflops,
+        bound: "layers",
+    };
+    let what = Measured {
+        tier: NET_TIER,
+        op: net_op(net),
+        label: isa,
+        isa,
         kernel: format!("{} + {}", k.gemm_kernel().name, k.dw_kernel(1).name),
-        layer: net.id.clone(),
+        layer: &net.id,
         shape: format!(
             "{}: {} layers, {:.0} M mult-adds",
             net.name,
@@ -512,22 +512,66 @@ fn net_row(machine: &Machine, ceilings: &[Ceiling], k: Kernels, net: &Network, t
         ),
         threads: k.threads(),
         flops,
-        bytes,
-        ai: flops as f64 / bytes as f64,
-        level: "mixed".to_string(),
+        bytes: net.layers.iter().map(Layer::compulsory_bytes).sum(),
+    };
+    timed_row(what, roof, t)
+}
+
+/// What a row measured (the [`Row`] fields of the same names).
+struct Measured<'a> {
+    tier: &'a str,
+    op: &'a str,
+    label: &'a str,
+    isa: &'a str,
+    kernel: String,
+    layer: &'a str,
+    shape: String,
+    threads: usize,
+    flops: u64,
+    bytes: u64,
+}
+
+/// The roofline a row is set against (the [`Row`] fields of the same names).
+struct Roof {
+    level: &'static str,
+    peak_gflops: f64,
+    bandwidth_gbs: f64,
+    bound_gflops: f64,
+    bound: &'static str,
+}
+
+/// The row of `what`, timed at `t`, against `roof`: its id, arithmetic intensity, rates and
+/// ratios follow from these.
+fn timed_row(what: Measured<'_>, roof: Roof, t: Timing) -> Row {
+    let gflops = what.flops as f64 / t.median_s / 1e9;
+    let best_gflops = what.flops as f64 / t.min_s / 1e9;
+    Row {
+        id: bench_id(what.tier, what.op, what.label, what.layer),
+        tier: what.tier.to_string(),
+        op: what.op.to_string(),
+        label: what.label.to_string(),
+        isa: what.isa.to_string(),
+        kernel: what.kernel,
+        layer: what.layer.to_string(),
+        shape: what.shape,
+        threads: what.threads,
+        flops: what.flops,
+        bytes: what.bytes,
+        ai: what.flops as f64 / what.bytes as f64,
+        level: roof.level.to_string(),
         samples: t.samples,
         median_s: t.median_s,
         min_s: t.min_s,
         mad_s: t.mad_s,
         gflops,
-        peak_gflops: peak,
-        bandwidth_gbs: 0.0,
-        bound_gflops: bound,
-        bound: "layers".to_string(),
-        pct_of_bound: pct(gflops, bound),
-        efficiency: ratio(gflops, peak),
-        best_gflops: flops as f64 / t.min_s / 1e9,
-        best_efficiency: ratio(flops as f64 / t.min_s / 1e9, peak),
+        peak_gflops: roof.peak_gflops,
+        bandwidth_gbs: roof.bandwidth_gbs,
+        bound_gflops: roof.bound_gflops,
+        bound: roof.bound.to_string(),
+        pct_of_bound: pct(gflops, roof.bound_gflops),
+        efficiency: ratio(gflops, roof.peak_gflops),
+        best_gflops,
+        best_efficiency: ratio(best_gflops, roof.peak_gflops),
     }
 }
 

@@ -152,15 +152,23 @@ pub(crate) fn gemm(
         "B too short"
     );
 
-    let c = OutC {
-        ptr: c.as_mut_ptr(),
-        _borrow: std::marker::PhantomData,
+    let call = GemmCall {
+        kernel,
+        shape,
+        a,
+        b,
+        c: OutC {
+            ptr: c.as_mut_ptr(),
+            _borrow: std::marker::PhantomData,
+        },
+        min,
+        max,
     };
     let macs = m.saturating_mul(k).saturating_mul(n);
     let want = (macs / MIN_MACS_PER_THREAD).clamp(1, threads.max(1));
     let (tm, tn) = grid(m.div_ceil(mr), n.div_ceil(nr), want, mr, nr);
     if tm * tn <= 1 {
-        gemm_block(kernel, shape, a, b, c, 0..m, 0..n, min, max);
+        gemm_block(&call, 0..m, 0..n);
         return;
     }
     let (rows, cols) = (split_even(m, tm, mr), split_even(n, tn, nr));
@@ -168,9 +176,7 @@ pub(crate) fn gemm(
         .iter()
         .flat_map(|r| cols.iter().map(move |j| (r.clone(), j.clone())))
         .collect();
-    run_parts(threads, blocks, |(r, j)| {
-        gemm_block(kernel, shape, a, b, c, r, j, min, max)
-    });
+    run_parts(threads, blocks, |(r, j)| gemm_block(&call, r, j));
 }
 
 /// The thread grid `(tm, tn)` for a C of `mt` row tiles (MR rows) and `nt` column panels (NR
@@ -209,20 +215,33 @@ unsafe impl Send for OutC<'_> {}
 // calls.
 unsafe impl Sync for OutC<'_> {}
 
-/// The five-loop nest on one block of C (rows `rows`, columns `cols`; both start at a multiple
-/// of MR / NR), on the calling thread. `gemm` has checked every extent.
-#[allow(clippy::too_many_arguments)]
-fn gemm_block(
-    kernel: &GemmKernel,
+/// What every block of one `gemm` call shares: the call's arguments, whose extents `gemm` has
+/// checked, with C as the pointer its threads share.
+#[derive(Clone, Copy)]
+struct GemmCall<'a> {
+    kernel: &'a GemmKernel,
     shape: GemmShape,
-    a: &[f32],
-    b: &PackedB,
-    c: OutC<'_>,
-    rows: std::ops::Range<usize>,
-    cols: std::ops::Range<usize>,
+    a: &'a [f32],
+    b: &'a PackedB,
+    c: OutC<'a>,
+    /// Lower bound of the fused activation.
     min: f32,
+    /// Upper bound of the fused activation.
     max: f32,
-) {
+}
+
+/// The five-loop nest on one block of C (rows `rows`, columns `cols`; both start at a multiple
+/// of MR / NR), on the calling thread.
+fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+    let GemmCall {
+        kernel,
+        shape,
+        a,
+        b,
+        c,
+        min,
+        max,
+    } = *call;
     let GemmShape {
         lda, ldc, segments, ..
     } = shape;

@@ -85,6 +85,29 @@ impl GemmTile {
             ..*self
         }
     }
+
+    /// Segment `s` of the depth (see [`GemmTile::a`]), for a kernel whose register tile is `nr`
+    /// columns wide: returns `(seg_a, seg_b)`, where `seg_a[i]` is `row_starts[i]` moved
+    /// `s * seg_stride` floats, and `seg_b` is `b` moved `s * k_seg * nr` floats.
+    ///
+    /// Safe: it only forms pointers (`wrapping_add`). They are in bounds when the call's
+    /// [`GemmUkernelFn`] contract holds, `nr` is the kernel's NR (the width of packed B),
+    /// `s < k / k_seg`, and `row_starts[i] == a + i * lda` for every `i` (so `M <= m`): then
+    /// `seg_a[i] + p` is A element `(i, s * k_seg + p)`, readable for `p < k_seg`, and
+    /// `seg_b + p * nr + j` is element `(s * k_seg + p, j)` of packed B, readable for `p < k_seg`
+    /// and `j < nr`.
+    #[inline(always)]
+    pub fn segment<const M: usize>(
+        &self,
+        row_starts: [*const f32; M],
+        s: usize,
+        nr: usize,
+    ) -> ([*const f32; M], *const f32) {
+        (
+            row_starts.map(|r| r.wrapping_add(s * self.seg_stride)),
+            self.b.wrapping_add(s * self.k_seg * nr),
+        )
+    }
 }
 
 /// A GEMM micro-kernel.

@@ -186,8 +186,8 @@ unsafe fn tile<const M: usize, const NV: usize>(t: &GemmTile) {
             let p = $p;
             let mut bv = [vdupq_n_f32(0.0); NV];
             for (v, bv) in bv.iter_mut().enumerate() {
-                // SAFETY: `b` holds `k_seg * NR` floats of this segment, `p < k_seg` and
-                // `4 * v + 4 <= NR`.
+                // SAFETY: `b` is a segment's B from `GemmTile::segment`, readable for
+                // `k_seg * NR` floats (its contract); `p < k_seg` and `4 * v + 4 <= NR`.
                 *bv = unsafe { vld1q_f32($b.add(p * NR + 4 * v)) };
             }
             for (row, av) in acc.iter_mut().zip($av.iter()) {
@@ -202,16 +202,16 @@ unsafe fn tile<const M: usize, const NV: usize>(t: &GemmTile) {
     // one A vector per row feeds 4 steps by lane.
     let ks = t.k_seg;
     for s in 0..k / ks {
-        // SAFETY: segment `s < k / k_seg` of rows `< m` and its `k_seg` rows of B are in bounds
-        // (contract: A element `(i, s * k_seg + p)` is at `a[i] + s * seg_stride + p`).
-        let (sa, sb) = unsafe { (a.map(|ai| ai.add(s * t.seg_stride)), t.b.add(s * ks * NR)) };
+        // `s < k / k_seg` and `a` holds the starts of rows `< M == m`, so `sa` and `sb` are in
+        // bounds as `GemmTile::segment` documents (the loads below rely on it).
+        let (sa, sb) = t.segment(a, s, NR);
         let mut p = 0;
         while p + 4 <= ks {
             mca_marker!("BEGIN gemm_f32_6x12_neon");
             let mut av = [vdupq_n_f32(0.0); M];
             for (av, &ai) in av.iter_mut().zip(sa.iter()) {
-                // SAFETY: row `i < m` of the segment is readable for `k_seg` floats and
-                // `p + 4 <= k_seg`.
+                // SAFETY: `ai` is row `i < m` of a segment from `GemmTile::segment`, readable
+                // for `k_seg` floats (its contract); `p + 4 <= k_seg`.
                 *av = unsafe { vld1q_f32(ai.add(p)) };
             }
             step!(av, sb, p, 0);
@@ -225,7 +225,8 @@ unsafe fn tile<const M: usize, const NV: usize>(t: &GemmTile) {
         while p < ks {
             let mut av = [vdupq_n_f32(0.0); M];
             for (av, &ai) in av.iter_mut().zip(sa.iter()) {
-                // SAFETY: row `i < m` of the segment is readable for `k_seg` floats, `p < k_seg`.
+                // SAFETY: `ai` is row `i < m` of a segment from `GemmTile::segment`, readable
+                // for `k_seg` floats (its contract); `p < k_seg`.
                 *av = unsafe { vld1q_dup_f32(ai.add(p)) };
             }
             step!(av, sb, p, 0);

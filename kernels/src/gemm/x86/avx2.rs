@@ -174,19 +174,21 @@ unsafe fn tile<const M: usize, const NV: usize, const CH: usize>(t: &GemmTile) {
 
     // The depth loop, segment by segment (one segment for a plain A), unrolled by 4; step `p`
     // goes to chain `p % CH`. `step!(acc, a, b, p)` reads depth `p < k_seg` of the segment rows
-    // `a` (rows `< M`) and B row `p` after `b` (`NR` floats), both in bounds by the contract.
+    // `a` (rows `< M`) and B row `p` after `b` (`NR` floats), both from `GemmTile::segment` and
+    // in bounds as it documents.
     // (A macro rather than a closure over `&mut` chains, so every chain stays in registers.)
     macro_rules! step {
         ($acc:ident, $a:ident, $b:ident, $p:expr) => {{
             let p = $p;
             let mut bv = [_mm256_setzero_ps(); NV];
             for (v, bv) in bv.iter_mut().enumerate() {
-                // SAFETY: `b` holds `k_seg * NR` floats of this segment and `p < k_seg`,
-                // `8 * v + 8 <= NR`.
+                // SAFETY: `b` is a segment's B from `GemmTile::segment`, readable for
+                // `k_seg * NR` floats (its contract); `p < k_seg`, `8 * v + 8 <= NR`.
                 *bv = unsafe { _mm256_loadu_ps($b.add(p * NR + 8 * v)) };
             }
             for (row, &ai) in $acc.iter_mut().zip($a.iter()) {
-                // SAFETY: row `i < m` of the segment is readable for `k_seg` floats, `p < k_seg`.
+                // SAFETY: `ai` is row `i < m` of a segment from `GemmTile::segment`, readable
+                // for `k_seg` floats (its contract); `p < k_seg`.
                 let av = unsafe { _mm256_broadcast_ss(&*ai.add(p)) };
                 for v in 0..NV {
                     row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
@@ -199,9 +201,9 @@ unsafe fn tile<const M: usize, const NV: usize, const CH: usize>(t: &GemmTile) {
     let (mut acc1, mut acc2, mut acc3) = (zero, zero, zero);
     let ks = t.k_seg;
     for s in 0..k / ks {
-        // SAFETY: segment `s < k / k_seg` of rows `< m` and its `k_seg` rows of B are in bounds
-        // (contract: A element `(i, s * k_seg + p)` is at `a[i] + s * seg_stride + p`).
-        let (sa, sb) = unsafe { (a.map(|ai| ai.add(s * t.seg_stride)), t.b.add(s * ks * NR)) };
+        // `s < k / k_seg` and `a` holds the starts of rows `< M == m`, so `sa` and `sb` are in
+        // bounds as `GemmTile::segment` documents (the loads below rely on it).
+        let (sa, sb) = t.segment(a, s, NR);
         let mut p = 0;
         while p + 4 <= ks {
             match CH {

@@ -142,16 +142,19 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
 
     // The depth loop, segment by segment (one segment for a plain A), unrolled by 8; step `p`
     // goes to chain `p % CH`. `step!(acc, a, b, p)` reads depth `p < k_seg` of the segment rows
-    // `a` (rows `< M`) and B row `p` after `b` (`NR` floats), both in bounds by the contract.
+    // `a` (rows `< M`) and B row `p` after `b` (`NR` floats), both from `GemmTile::segment` and
+    // in bounds as it documents.
     // `set1` of a loaded float with a single use folds into the FMA as an embedded broadcast.
     // (A macro rather than a closure over `&mut` chains, so every chain stays in registers.)
     macro_rules! step {
         ($acc:ident, $a:ident, $b:ident, $p:expr) => {{
             let p = $p;
-            // SAFETY: `b` holds `k_seg * NR` floats of this segment and `p < k_seg`.
+            // SAFETY: `b` is a segment's B from `GemmTile::segment`, readable for `k_seg * NR`
+            // floats (its contract); `p < k_seg`.
             let bv = unsafe { _mm512_loadu_ps($b.add(p * NR)) };
             for (y, &ai) in $acc.iter_mut().zip($a.iter()) {
-                // SAFETY: row `i < m` of the segment is readable for `k_seg` floats, `p < k_seg`.
+                // SAFETY: `ai` is row `i < m` of a segment from `GemmTile::segment`, readable
+                // for `k_seg` floats (its contract); `p < k_seg`.
                 *y = _mm512_fmadd_ps(bv, _mm512_set1_ps(unsafe { *ai.add(p) }), *y);
             }
         }};
@@ -161,9 +164,9 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
     let (mut acc1, mut acc2, mut acc3) = (zero, zero, zero);
     let ks = t.k_seg;
     for s in 0..k / ks {
-        // SAFETY: segment `s < k / k_seg` of rows `< m` and its `k_seg` rows of B are in bounds
-        // (contract: A element `(i, s * k_seg + p)` is at `a[i] + s * seg_stride + p`).
-        let (sa, sb) = unsafe { (a.map(|ai| ai.add(s * t.seg_stride)), t.b.add(s * ks * NR)) };
+        // `s < k / k_seg` and `a` holds the starts of rows `< M == m`, so `sa` and `sb` are in
+        // bounds as `GemmTile::segment` documents (the loads below rely on it).
+        let (sa, sb) = t.segment(a, s, NR);
         let mut p = 0;
         while p + 8 <= ks {
             // The inner loop, for llvm-mca (scripts/mca-avx512.sh): one iteration of the full
