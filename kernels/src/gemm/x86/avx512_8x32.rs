@@ -150,7 +150,8 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
     macro_rules! step {
         ($lo:ident, $hi:ident, $a:ident, $b:ident, $p:expr) => {{
             let p = $p;
-            // SAFETY: `b` holds `k_seg * NR` floats of this segment and `p < k_seg`.
+            // SAFETY: `b` is row `p < k_seg` of this segment's packed B, `NR` floats
+            // (`GemmTile::segment`).
             let (b0, b1) = unsafe {
                 (
                     _mm512_loadu_ps($b.add(p * NR)),
@@ -160,7 +161,8 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
             for i in 0..M {
                 // A broadcast from memory (`vbroadcastss zmm, m32`: a load-port uop), not from a
                 // register (a port-5 shuffle, which shares the port with the second FMA unit).
-                // SAFETY: row `i < m` of the segment is readable for `k_seg` floats, `p < k_seg`.
+                // SAFETY: row `i < M == m` of the segment is readable for `k_seg` floats and
+                // `p < k_seg` (`GemmTile::segment`).
                 let av = unsafe { _mm512_broadcastss_ps(_mm_load_ss($a[i].add(p))) };
                 $lo[i] = _mm512_fmadd_ps(b0, av, $lo[i]);
                 $hi[i] = _mm512_fmadd_ps(b1, av, $hi[i]);
@@ -171,13 +173,10 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
     let mut hi1 = [_mm512_setzero_ps(); M];
     let ks = t.k_seg;
     for s in 0..k / ks {
-        // Segment `s < k / k_seg` of rows `< m` and its `k_seg` rows of B (contract: A element
-        // `(i, s * k_seg + p)` is at `a[i] + s * seg_stride + p`).
-        let mut sa = a;
-        for ai in sa.iter_mut() {
-            *ai = ai.wrapping_add(s * t.seg_stride);
-        }
-        let sb = t.b.wrapping_add(s * ks * NR);
+        // Segment `s` of the depth: `sa[i] + p` is A element `(i, s * k_seg + p)` and `sb + p * NR`
+        // is row `s * k_seg + p` of packed B, both readable for `p < k_seg`
+        // ([`GemmTile::segment`]: `a[i] == t.a + i * lda`, `M == t.m`, `s < k / k_seg`).
+        let (sa, sb) = t.segment(a, s, NR);
         let mut p = 0;
         while p + 4 <= ks {
             // The inner loop, for llvm-mca (scripts/mca-avx512.sh): one iteration of the full
