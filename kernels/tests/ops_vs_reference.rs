@@ -247,11 +247,12 @@ fn gemm_edges(k: Kernels) {
     }
 }
 
-/// The MobileNet stem shape (3 -> 32, stride 2) on a small image, channel edges of conv3x3, and
+/// The MobileNet stem shape (3 -> 32, stride 2) and a narrow RGB conv (3 -> 5: the AVX2 kernel's
+/// constant-segment path, one vector wide) on a small image, channel edges of conv3x3, and
 /// input depths around the GEMM kernel's KC.
 fn conv_edges(k: Kernels) {
     for kv in variants(k) {
-        for (i, (cin, cout)) in [(3, 32), (1, 1), (2, 17), (8, 33), (17, 5)]
+        for (i, (cin, cout)) in [(3, 32), (3, 5), (1, 1), (2, 17), (8, 33), (17, 5)]
             .into_iter()
             .enumerate()
         {

@@ -73,12 +73,17 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
     // only rows `< M == t.m` and (masked) columns `< t.n`.
     unsafe {
         let mut r = 0;
+        // A standard 3x3 convolution of a 3-channel (RGB) input reads A in segments of 9 floats:
+        // with the segment depth a constant, its steps unroll completely (no loop overhead and
+        // constant offsets), which matters at a depth of only 27.
+        let rgb = call.k_seg == RGB_SEGMENT;
         while r < full {
             let t = &call.rows(r, MR);
-            if wide {
-                tile::<6, 2, 1>(t);
-            } else {
-                tile::<6, 1, 2>(t);
+            match (wide, rgb) {
+                (true, true) => tile::<6, 2, 1, RGB_SEGMENT>(t),
+                (true, false) => tile::<6, 2, 1, 0>(t),
+                (false, true) => tile::<6, 1, 2, RGB_SEGMENT>(t),
+                (false, false) => tile::<6, 1, 2, 0>(t),
             }
             r += MR;
         }
@@ -86,19 +91,19 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
             let t = &call.rows(full, call.m - full);
             if wide {
                 match t.m {
-                    5 => tile::<5, 2, 1>(t),
-                    4 => tile::<4, 2, 1>(t),
-                    3 => tile::<3, 2, 2>(t),
-                    2 => tile::<2, 2, 2>(t),
-                    _ => tile::<1, 2, 4>(t),
+                    5 => tile::<5, 2, 1, 0>(t),
+                    4 => tile::<4, 2, 1, 0>(t),
+                    3 => tile::<3, 2, 2, 0>(t),
+                    2 => tile::<2, 2, 2, 0>(t),
+                    _ => tile::<1, 2, 4, 0>(t),
                 }
             } else {
                 match t.m {
-                    5 => tile::<5, 1, 2>(t),
-                    4 => tile::<4, 1, 2>(t),
-                    3 => tile::<3, 1, 2>(t),
-                    2 => tile::<2, 1, 4>(t),
-                    _ => tile::<1, 1, 4>(t),
+                    5 => tile::<5, 1, 2, 0>(t),
+                    4 => tile::<4, 1, 2, 0>(t),
+                    3 => tile::<3, 1, 2, 0>(t),
+                    2 => tile::<2, 1, 4, 0>(t),
+                    _ => tile::<1, 1, 4, 0>(t),
                 }
             }
         }
@@ -116,15 +121,20 @@ fn column_mask(n: usize, v: usize) -> __m256i {
     )
 }
 
+/// Segment depth of the implicit GEMM of a 3x3 convolution over 3 input channels.
+const RGB_SEGMENT: usize = 9;
+
 /// The register tile with `M` rows (`1..=6`) and `NV` vectors of 8 columns (`1..=2`), summing
-/// the depth in `CH` (1, 2 or 4) interleaved chains of accumulators.
+/// the depth in `CH` (1, 2 or 4) interleaved chains of accumulators. `KS`: the segment depth as a
+/// constant (`t.k_seg == KS`), or 0 to read it from `t`.
 ///
 /// # Safety
 ///
-/// The `GemmUkernelFn` contract, with `t.m == M` and `8 * (NV - 1) < t.n <= 8 * NV`.
+/// The `GemmUkernelFn` contract, with `t.m == M`, `8 * (NV - 1) < t.n <= 8 * NV`, and
+/// `KS == 0 || t.k_seg == KS`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile<const M: usize, const NV: usize, const CH: usize>(t: &GemmTile) {
+unsafe fn tile<const M: usize, const NV: usize, const CH: usize, const KS: usize>(t: &GemmTile) {
     let (k, n) = (t.k, t.n);
     let full = n == 8 * NV;
 
@@ -199,7 +209,7 @@ unsafe fn tile<const M: usize, const NV: usize, const CH: usize>(t: &GemmTile) {
     // Chain 0 is `acc` (it holds the starting values); the others start from zero.
     let zero = [[_mm256_setzero_ps(); NV]; M];
     let (mut acc1, mut acc2, mut acc3) = (zero, zero, zero);
-    let ks = t.k_seg;
+    let ks = if KS > 0 { KS } else { t.k_seg };
     for s in 0..k / ks {
         // `s < k / k_seg` and `a` holds the starts of rows `< M == m`, so `sa` and `sb` are in
         // bounds as `GemmTile::segment` documents (the loads below rely on it).
