@@ -6,7 +6,8 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sepconv::{
-    Activation, Conv3x3Params, Isa, Kernels, Shape, TensorView, TensorViewMut, WeightLayout,
+    Activation, AlignedBuf, Conv3x3Params, Isa, Kernels, Shape, TensorView, TensorViewMut,
+    WeightLayout,
 };
 
 use crate::workloads::{Layer, Op};
@@ -88,8 +89,9 @@ impl Case {
     pub fn new(k: Kernels, layer: &Layer, seed: u64) -> sepconv::Result<Case> {
         let mut rng = StdRng::seed_from_u64(seed);
         let l = layer.clone();
-        let x = random_vec(&mut rng, l.input_len(), 1.0);
-        let mut y = vec![0.0f32; l.output_len()];
+        // Activations on cache lines, as an engine allocates them (`AlignedBuf`).
+        let x = AlignedBuf::from_slice(&random_vec(&mut rng, l.input_len(), 1.0));
+        let mut y = AlignedBuf::zeroed(l.output_len());
         let (oh, ow) = l.out_hw();
         let ishape = Shape::new(1, l.h, l.w, l.cin);
         let oshape = Shape::new(1, oh, ow, l.cout);

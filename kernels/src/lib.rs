@@ -46,6 +46,7 @@
 mod mca;
 
 pub mod activation;
+mod buffer;
 mod conv3x3;
 pub mod dispatch;
 pub mod dwconv;
@@ -62,6 +63,7 @@ pub mod tensor;
 mod threading;
 
 pub use activation::Activation;
+pub use buffer::AlignedBuf;
 pub use dispatch::Kernels;
 pub use error::{Error, Result};
 pub use isa::Isa;

@@ -10,8 +10,8 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sepconv::{
-    Activation, Conv3x3Params, ConvWeights, DepthwiseWeights, FullyConnectedWeights, Kernels,
-    PointwiseWeights, Shape, TensorView, TensorViewMut, WeightLayout,
+    Activation, AlignedBuf, Conv3x3Params, ConvWeights, DepthwiseWeights, FullyConnectedWeights,
+    Kernels, PointwiseWeights, Shape, TensorView, TensorViewMut, WeightLayout,
 };
 
 use super::weights::{fold_network, FoldedLayer, Weights};
@@ -42,9 +42,9 @@ pub struct NetRunner {
     network: Network,
     batch: usize,
     stages: Vec<Stage>,
-    input: Vec<f32>,
-    bufs: [Vec<f32>; 2],
-    probs: Vec<f32>,
+    input: AlignedBuf,
+    bufs: [AlignedBuf; 2],
+    probs: AlignedBuf,
     classes: usize,
 }
 
@@ -129,9 +129,13 @@ impl NetRunner {
             network: network.clone(),
             batch,
             stages,
-            input: vec![0.0; batch * first.input_len()],
-            bufs: [vec![0.0; batch * max_len], vec![0.0; batch * max_len]],
-            probs: vec![0.0; batch * classes],
+            // Activations on cache lines (see `AlignedBuf`).
+            input: AlignedBuf::zeroed(batch * first.input_len()),
+            bufs: [
+                AlignedBuf::zeroed(batch * max_len),
+                AlignedBuf::zeroed(batch * max_len),
+            ],
+            probs: AlignedBuf::zeroed(batch * classes),
             classes,
         })
     }

@@ -13,6 +13,7 @@ pub mod x86;
 
 use std::cell::RefCell;
 
+use crate::buffer::AlignedBuf;
 use crate::error::{Error, Result};
 use crate::pack::{check_packed_for, pack_depthwise, DepthwiseWeights, WeightLayout};
 use crate::params::Conv3x3Params;
@@ -26,9 +27,9 @@ const MIN_MACS_PER_THREAD: usize = 1 << 16;
 
 thread_local! {
     /// A row of zeros standing in for input rows in the top/bottom padding.
-    static ZERO_ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static ZERO_ROW: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::empty()) };
     /// Skewed copies of the input rows in use (see [`Skew`]).
-    static SKEW_ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SKEW_ROWS: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::empty()) };
 }
 
 /// Input rows whose pixel stride is a multiple of 4 KiB (1024 channels, dense) put the same
@@ -114,11 +115,11 @@ impl Kernels {
                 SKEW_ROWS.with(|sk| {
                     let mut zero = z.borrow_mut();
                     if zero.len() < row_len {
-                        zero.resize(row_len, 0.0);
+                        *zero = AlignedBuf::zeroed(row_len);
                     }
                     let mut ring = sk.borrow_mut();
                     if skew && ring.len() < 3 * row_len {
-                        ring.resize(3 * row_len, 0.0);
+                        *ring = AlignedBuf::zeroed(3 * row_len);
                     }
                     // Input row (image, y) held by each ring slot. Row y lives in slot y % 3:
                     // the three consecutive input rows of a stride-1 output row never collide.

@@ -3,45 +3,9 @@
 //! Packed weights remember the ISA and tile they were packed for; an operator called with kernels
 //! of another ISA or tile returns [`Error::WeightsMismatch`] instead of reading a wrong layout.
 
+use crate::buffer::AlignedBuf;
 use crate::error::{checked_mul, nonzero, Error, Result};
 use crate::Isa;
-
-/// A zero-initialised `f32` buffer whose first element sits on a 64-byte (cache line) boundary, so
-/// the micro-kernels' vector loads of packed weights never straddle two lines. Safe code: the
-/// backing `Vec` is over-allocated by one line and never reallocated; cloning re-aligns.
-#[derive(Debug)]
-pub(crate) struct AlignedBuf {
-    buf: Vec<f32>,
-    off: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    const LINE_FLOATS: usize = 16;
-
-    pub(crate) fn zeroed(len: usize) -> AlignedBuf {
-        let buf = vec![0.0f32; len + Self::LINE_FLOATS];
-        let misalign = (buf.as_ptr() as usize % 64) / 4;
-        let off = (Self::LINE_FLOATS - misalign) % Self::LINE_FLOATS;
-        AlignedBuf { buf, off, len }
-    }
-
-    pub(crate) fn as_slice(&self) -> &[f32] {
-        &self.buf[self.off..self.off + self.len]
-    }
-
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.buf[self.off..self.off + self.len]
-    }
-}
-
-impl Clone for AlignedBuf {
-    fn clone(&self) -> Self {
-        let mut c = AlignedBuf::zeroed(self.len);
-        c.as_mut_slice().copy_from_slice(self.as_slice());
-        c
-    }
-}
 
 /// The memory order of unpacked weights as engines store them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
