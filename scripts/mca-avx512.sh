@@ -35,7 +35,7 @@ CARGO_TARGET_DIR="$dir" cargo rustc --quiet --release -p sepconv --lib --feature
   -- --emit asm -C codegen-units=1
 asm=$(ls -t "$dir"/release/deps/sepconv-*.s | head -1)
 
-regions=(gemm_f32_14x16_avx512 gemm_f32_8x32_avx512 dwconv3x3_f32_c16_avx512 dwconv3x3s2_f32_c16_avx512)
+regions=(gemm_f32_14x16_avx512 gemm_f32_8x32_avx512 dwconv3x3_f32_c32_avx512 dwconv3x3s2_f32_c32_avx512)
 for r in "${regions[@]}"; do
   # The loop from its head label to the backward branch to it, without directives and markers.
   awk -v r="$r" '

@@ -59,8 +59,8 @@ fn production_dw(isa: Isa) -> Option<(&'static DwKernel, &'static DwKernel)> {
         )),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Some((
-            &dwconv::x86::avx512::DWCONV3X3_F32_C16_AVX512,
-            &dwconv::x86::avx512::DWCONV3X3S2_F32_C16_AVX512,
+            &dwconv::x86::avx512::DWCONV3X3_F32_C32_AVX512,
+            &dwconv::x86::avx512::DWCONV3X3S2_F32_C32_AVX512,
         )),
         _ => None,
     }

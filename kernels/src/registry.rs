@@ -37,13 +37,9 @@ pub static DW_KERNELS: &[&DwKernel] = &[
     #[cfg(target_arch = "aarch64")]
     &dwconv::aarch64::neon::DWCONV3X3S2_F32_C4_NEON,
     #[cfg(target_arch = "x86_64")]
-    &dwconv::x86::avx512::DWCONV3X3_F32_C16_AVX512,
+    &dwconv::x86::avx512::DWCONV3X3_F32_C32_AVX512,
     #[cfg(target_arch = "x86_64")]
-    &dwconv::x86::avx512::DWCONV3X3S2_F32_C16_AVX512,
-    #[cfg(target_arch = "x86_64")]
-    &dwconv::x86::avx512_c32::DWCONV3X3_F32_C32_AVX512,
-    #[cfg(target_arch = "x86_64")]
-    &dwconv::x86::avx512_c32::DWCONV3X3S2_F32_C32_AVX512,
+    &dwconv::x86::avx512::DWCONV3X3S2_F32_C32_AVX512,
 ];
 
 /// The GEMM kernels written for `isa`.

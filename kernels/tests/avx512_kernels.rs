@@ -1,7 +1,7 @@
 //! Edges of the AVX-512 kernels that the all-ISA tests (ops_vs_reference) reach only by chance:
 //! every row count of each AVX-512 GEMM tile (14x16, 8x32) with every column-mask shape and a
-//! depth past KC (the accumulate-from-C path with masked loads), and every channel tail of the c16 depthwise kernels
-//! with interior lengths around the 4-output unroll. Through the public API on guard-paged buffers,
+//! depth past KC (the accumulate-from-C path with masked loads), and every channel tail of the
+//! c32 depthwise kernels with groups of 1..=4 outputs. Through the public API on guard-paged buffers,
 //! against the f64 reference. Runs under the emulator (scripts/test-avx512.sh); SKIP elsewhere.
 
 mod common;
@@ -61,13 +61,14 @@ fn gemm_tiles(k: Kernels) {
     }
 }
 
-/// Every channel count 1..=33 (each tail mask, one and two blocks) at both strides, with widths
-/// giving interiors of 0..=5 outputs and 8 (the 4-output unroll and its remainders).
+/// Every channel count 1..=33 (each tail mask of the 32-channel tile: one masked `zmm`, one whole
+/// `zmm`, a whole and a masked one) and 47, 48, 49, 64, 65 (a whole tile, then each tail kind) at
+/// both strides, with widths giving groups of 1..=4 outputs at and away from both borders.
 fn dw_tails(k: Kernels) {
-    assert_eq!(k.dw_kernel(1).name, "dwconv3x3_f32_c16_avx512");
-    assert_eq!(k.dw_kernel(2).name, "dwconv3x3s2_f32_c16_avx512");
+    assert_eq!(k.dw_kernel(1).name, "dwconv3x3_f32_c32_avx512");
+    assert_eq!(k.dw_kernel(2).name, "dwconv3x3s2_f32_c32_avx512");
     let mut i = 0;
-    for c in 1..=33 {
+    for c in (1..=33).chain([47, 48, 49, 64, 65]) {
         for stride in [1, 2] {
             for w in [1, 3, 4, 6, 7, 10, 13] {
                 i += 1;
@@ -96,6 +97,6 @@ fn gemm_edge_tiles_avx512() {
 }
 
 #[test]
-fn dwconv3x3_c16_channel_tails_avx512() {
+fn dwconv3x3_c32_channel_tails_avx512() {
     common::run_isa(Isa::Avx512, dw_tails);
 }

@@ -1,20 +1,30 @@
-//! AVX-512F depthwise 3x3 row kernels, stride 1 and stride 2, channel tile 16 (one `zmm`).
+//! AVX-512F depthwise 3x3 row kernels, stride 1 and stride 2, channel tile 32 (two `zmm`): the
+//! AVX2 kernels' design (`dwconv/x86/avx2.rs`, whose module docs explain it) on 16-lane vectors.
 //!
-//! Loop order per row: column chunks outside, 16-channel blocks inside, columns innermost. For one
-//! block the bias and the nine taps stay in registers (10 `zmm` of the 32), and the interior
-//! computes `U` (4) output pixels per iteration from scratch (no accumulator carried from one
-//! iteration to the next, so out-of-order execution overlaps iterations and the 9-FMA chain of
-//! each output is hidden). Each input column of the iteration is loaded once (three rows) and feeds
-//! every output of the iteration whose window holds it:
+//! # Loop order
 //!
-//! * stride 1: `U + 2` columns, `3 (U + 2)` loads for `9 U` FMAs (0.5 loads per FMA at `U = 4`);
-//! * stride 2: `2 U + 1` columns, `3 (2 U + 1)` loads for `9 U` FMAs (0.75 loads per FMA).
+//! One call computes one output row. The row is cut into groups of `G` consecutive output pixels
+//! (`G` = 4, or 2 for power-of-two pixel strides); for each group the kernel walks every 32-channel
+//! tile, keeping the `G x 32` outputs in `2G` `zmm` accumulators while it sweeps the group's input
+//! window one kernel row at a time. Every input vector is loaded once per group and feeds all the
+//! outputs that need it (up to 3 at stride 1, up to 2 at stride 2); the 9 taps are loaded once per
+//! group and tile, 3 at a time. Per group and tile (72 FMAs) stride 1 needs 36 input + 20 weight
+//! loads (0.78 per FMA), stride 2 needs 54 + 20 (1.03).
 //!
-//! Each row splits into a left border, a branch-free interior (all three input columns of every
-//! output in range) and a right border; border outputs (and the last `< U` interior outputs) are
-//! computed one by one, and border outputs skip padding columns, which are never read. The channel
-//! tail (`channels % 16`) runs the same code with `__mmask16` lane masks
-//! (`_mm512_maskz_loadu_ps` / `_mm512_mask_storeu_ps`, which neither read nor write, nor fault on,
+//! Measured on a Sapphire Rapids core (probe over the public API, 64-byte aligned NHWC tensors,
+//! median GFLOP/s), this kernel / the previous 16-channel AVX-512 kernel (bias and taps held in
+//! registers, a column chunk per 16-channel block) / the AVX2 kernel on the same core: 28x28x256
+//! s1 92 / 48 / 66, s2 64 / 34 / 47; 14x14x512 s1 76 / 51 / 58, s2 37 / 39 / 40; 56x56x128 s1
+//! 42 / 26 / 38; 112x112x32 s1 42 / 29 / 36; 7x7x1024 47 / 41 / 41. With tensors 16 bytes off a
+//! line every `zmm` straddles two lines, and it loses a third (28x28x256 s1: 64 instead of 92).
+//!
+//! # Borders and tails
+//!
+//! A group whose window reaches into the left/right zero padding, or which has fewer than `G`
+//! outputs, runs the same code with the out-of-range columns skipped (never read) and the missing
+//! outputs neither computed nor stored. The channel tail (`channels % 32`) runs with one `zmm` per
+//! pixel when it is at most 16 channels, and its last `zmm` uses `__mmask16` lane masks
+//! (`_mm512_maskz_loadu_ps` / `_mm512_mask_storeu_ps`, which neither read, write nor fault on
 //! masked-off lanes), so nothing past the last channel of a pixel is touched.
 
 use std::arch::x86_64::*;
@@ -22,40 +32,33 @@ use std::arch::x86_64::*;
 use crate::dwconv::ukernel::{DwKernel, DwRow};
 use crate::Isa;
 
-/// Channel tile of the packed weights (one `zmm` of `f32`).
-pub const C_TILE: usize = 16;
+/// Channel tile of the packed weights (two `zmm` of `f32`).
+pub const C_TILE: usize = 32;
 
-/// Output columns per chunk: the three input rows of a chunk stay in L1/L2 while the channel
-/// blocks walk it.
-const CHUNK: usize = 64;
-
-/// Output pixels per interior iteration.
-const U: usize = 4;
-
-/// `dwconv3x3_f32_c16_avx512`: stride 1.
-pub static DWCONV3X3_F32_C16_AVX512: DwKernel = DwKernel {
-    name: "dwconv3x3_f32_c16_avx512",
+/// `dwconv3x3_f32_c32_avx512`: stride 1.
+pub static DWCONV3X3_F32_C32_AVX512: DwKernel = DwKernel {
+    name: "dwconv3x3_f32_c32_avx512",
     isa: Isa::Avx512,
     stride: 1,
     c_tile: C_TILE,
-    func: dwconv3x3_f32_c16_avx512,
+    func: dwconv3x3_f32_c32_avx512,
 };
 
-/// `dwconv3x3s2_f32_c16_avx512`: stride 2.
-pub static DWCONV3X3S2_F32_C16_AVX512: DwKernel = DwKernel {
-    name: "dwconv3x3s2_f32_c16_avx512",
+/// `dwconv3x3s2_f32_c32_avx512`: stride 2.
+pub static DWCONV3X3S2_F32_C32_AVX512: DwKernel = DwKernel {
+    name: "dwconv3x3s2_f32_c32_avx512",
     isa: Isa::Avx512,
     stride: 2,
     c_tile: C_TILE,
-    func: dwconv3x3s2_f32_c16_avx512,
+    func: dwconv3x3s2_f32_c32_avx512,
 };
 
 /// Depthwise 3x3, stride 1, one output row (see [`crate::dwconv::ukernel::DwRowFn`]).
 ///
 /// # Safety
 ///
-/// The `DwRowFn` contract with `C_TILE = 16`; the CPU has AVX-512F, AVX2 and FMA.
-pub unsafe fn dwconv3x3_f32_c16_avx512(r: &DwRow) {
+/// The `DwRowFn` contract with `C_TILE = 32`; the CPU has AVX-512F.
+pub unsafe fn dwconv3x3_f32_c32_avx512(r: &DwRow) {
     // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX-512F available).
     unsafe { row::<1>(r) }
 }
@@ -64,76 +67,168 @@ pub unsafe fn dwconv3x3_f32_c16_avx512(r: &DwRow) {
 ///
 /// # Safety
 ///
-/// The `DwRowFn` contract with `C_TILE = 16`; the CPU has AVX-512F, AVX2 and FMA.
-pub unsafe fn dwconv3x3s2_f32_c16_avx512(r: &DwRow) {
+/// The `DwRowFn` contract with `C_TILE = 32`; the CPU has AVX-512F.
+pub unsafe fn dwconv3x3s2_f32_c32_avx512(r: &DwRow) {
     // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX-512F available).
     unsafe { row::<2>(r) }
 }
 
-/// One row: column chunks, then channel blocks, then columns.
-///
-/// # Safety
-///
-/// The `DwRowFn` contract with `C_TILE = 16` and stride `S`; the CPU has AVX-512F.
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn row<const S: usize>(r: &DwRow) {
-    let vmin = _mm512_set1_ps(r.min);
-    let vmax = _mm512_set1_ps(r.max);
-    let full = r.channels / C_TILE;
-    let tail = r.channels % C_TILE;
-    // Lanes `0 .. tail` (only used when `tail != 0`).
-    let mask = ((1u32 << tail) - 1) as __mmask16;
-    let g = Geom::new::<S>(r);
-    let mut lo = 0;
-    while lo < r.out_width {
-        let hi = (lo + CHUNK).min(r.out_width);
-        for t in 0..full {
-            // SAFETY: block `t` covers channels `16t .. 16t+16 <= channels`; its packed tile is
-            // at `weights + 160t`, inside the `ceil(channels / 16)` tiles the contract
-            // guarantees; `lo < hi <= out_width`.
-            unsafe { block::<S, false>(r, &g, t * C_TILE, mask, vmin, vmax, lo, hi) };
-        }
-        if tail != 0 {
-            // SAFETY: the last block covers channels `16 * full .. channels`; `mask` enables
-            // exactly those `tail` lanes, so its masked loads and stores stay inside each pixel;
-            // its weight tile is the last packed one (zero-padded to 16, read whole).
-            unsafe { block::<S, true>(r, &g, full * C_TILE, mask, vmin, vmax, lo, hi) };
-        }
-        lo = hi;
-    }
+/// Row-wide constants.
+#[derive(Clone, Copy)]
+struct Ctx {
+    vmin: __m512,
+    vmax: __m512,
+    /// Lanes `0 .. channels % 16` (all lanes when that is 0; then unused).
+    mask: __mmask16,
 }
 
-/// The interior of a row: outputs `lo .. hi` whose three input columns are all in range.
-struct Geom {
+/// One group of output pixels `ox .. ox + n` (`n <=` the group size). Its input window starts
+/// at column `c0 = ox * S - pad_left` (negative in the left padding); window columns `lo .. hi`
+/// are inside `0 .. in_width`.
+#[derive(Clone, Copy)]
+struct Group {
+    ox: usize,
+    c0: isize,
+    n: usize,
     lo: usize,
     hi: usize,
 }
 
-impl Geom {
-    /// Output `ox` reads columns `ox*S - pad_left + (0..3)`: it is interior when the first is
-    /// `>= 0` and the last `< in_width`.
-    fn new<const S: usize>(r: &DwRow) -> Geom {
-        let lo = r.pad_left.div_ceil(S).min(r.out_width);
-        let hi = if r.in_width + r.pad_left >= 3 {
-            ((r.in_width + r.pad_left - 3) / S + 1).min(r.out_width)
-        } else {
-            0
-        };
-        Geom { lo, hi: hi.max(lo) }
+/// Calls `$f::<S, GROUP, H, M, $edge>(r, cx, ch, g)` for every channel tile: full tiles with
+/// `H = 2` unmasked `zmm`, then the tail with one or two `zmm`, the last one masked unless the
+/// tail is exactly 16 channels.
+macro_rules! each_tile {
+    ($r:expr, $cx:expr, $g:expr, $f:ident, $edge:expr) => {{
+        let full = $r.channels / C_TILE;
+        let rem = $r.channels % C_TILE;
+        let ch = full * C_TILE;
+        for t in 0..full {
+            // The inner loop for llvm-mca (scripts/mca-avx512.sh): one whole tile of a full group.
+            #[cfg(feature = "mca-markers")]
+            if !$edge && GROUP == 4 {
+                if S == 1 {
+                    mca_marker!("BEGIN dwconv3x3_f32_c32_avx512");
+                } else {
+                    mca_marker!("BEGIN dwconv3x3s2_f32_c32_avx512");
+                }
+            }
+            // SAFETY: channels `32t .. 32t+32 <= channels`: a whole tile; `$g` is valid.
+            unsafe { $f::<S, GROUP, 2, false, $edge>($r, &$cx, t * C_TILE, $g) };
+            #[cfg(feature = "mca-markers")]
+            if !$edge && GROUP == 4 {
+                if S == 1 {
+                    mca_marker!("END dwconv3x3_f32_c32_avx512");
+                } else {
+                    mca_marker!("END dwconv3x3s2_f32_c32_avx512");
+                }
+            }
+        }
+        if rem > 16 {
+            // SAFETY: channels `ch .. ch+16` whole, `ch+16 .. channels` under `mask`.
+            unsafe { $f::<S, GROUP, 2, true, $edge>($r, &$cx, ch, $g) };
+        } else if rem == 16 {
+            // SAFETY: channels `ch .. ch+16 == channels`, one whole `zmm`.
+            unsafe { $f::<S, GROUP, 1, false, $edge>($r, &$cx, ch, $g) };
+        } else if rem > 0 {
+            // SAFETY: channels `ch .. channels` under `mask`.
+            unsafe { $f::<S, GROUP, 1, true, $edge>($r, &$cx, ch, $g) };
+        }
+    }};
+}
+
+/// One row: picks the group size, then [`row_groups`].
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 32` and stride `S`; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn row<const S: usize>(r: &DwRow) {
+    let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
+    if g4 <= L1_WAYS || g4 <= g2 {
+        // SAFETY: forwarded.
+        unsafe { row_groups::<S, 4>(r) }
+    } else {
+        // SAFETY: forwarded.
+        unsafe { row_groups::<S, 2>(r) }
     }
 }
 
-/// Loads 16 channels (or the masked tail lanes) at `p`.
+/// Ways of the L1 data cache (Zen 3, and Intel since Sandy Bridge: 32 KiB, 8 ways, 64 sets).
+const L1_WAYS: usize = 8;
+
+/// The most input lines that one group-and-tile step of `group` outputs maps to a single L1 set
+/// (64-byte lines, 64 sets), assuming the three input rows map alike (they do when a row is a
+/// multiple of 4 KiB, as in MobileNet). Depends only on the geometry, so every row of a layer
+/// makes the same choice.
+///
+/// Each step reads `3 x window` pixels of one 64-byte channel slice within a few hundred cycles.
+/// When the pixel stride is a multiple of 4 KiB (1024 channels) or 2 KiB (512), those lines fall
+/// into 1 or 2 sets: more than 8 of them in one set measured up to 2-3x slower (the lines of a
+/// step evict each other before both halves are read), so such rows use groups of 2.
+fn lines_per_set(r: &DwRow, stride: usize, group: usize) -> usize {
+    // Called for every row: a 64-byte table and a running maximum keep it to a few dozen
+    // instructions (a table of `usize` and a pass for the maximum cost a 14-pixel row 20%).
+    let window = ((group - 1) * stride + 3).min(r.in_width);
+    let mut count = [0u8; 64];
+    let mut most = 0;
+    let mut last_line = usize::MAX;
+    for j in 0..window {
+        // Pixels of fewer than 16 channels share lines: count each line once.
+        let line = j.wrapping_mul(r.in_stride).wrapping_mul(4) >> 6;
+        if line != last_line {
+            count[line & 63] += 3;
+            most = most.max(count[line & 63]);
+            last_line = line;
+        }
+    }
+    usize::from(most)
+}
+
+/// One row in groups of `GROUP` output pixels, then channel tiles.
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 32` and stride `S`; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn row_groups<const S: usize, const GROUP: usize>(r: &DwRow) {
+    let tail = r.channels % 16;
+    let cx = Ctx {
+        vmin: _mm512_set1_ps(r.min),
+        vmax: _mm512_set1_ps(r.max),
+        mask: if tail == 0 {
+            !0
+        } else {
+            ((1u32 << tail) - 1) as __mmask16
+        },
+    };
+    let window = (GROUP - 1) * S + 3;
+    let mut ox = 0;
+    while ox < r.out_width {
+        let n = (r.out_width - ox).min(GROUP);
+        let c0 = (ox * S) as isize - r.pad_left as isize;
+        let lo = (-c0).max(0) as usize;
+        let hi = (r.in_width as isize - c0).clamp(0, window as isize) as usize;
+        let g = Group { ox, c0, n, lo, hi };
+        if n == GROUP && lo == 0 && hi == window {
+            each_tile!(r, cx, g, group, false);
+        } else {
+            each_tile!(r, cx, g, group, true);
+        }
+        ox += n;
+    }
+}
+
+/// Loads 16 channels at `p`, or (when `M`) the lanes `mask` enables, zeros elsewhere.
 ///
 /// # Safety
 ///
 /// `p .. p+16` is readable, or (when `M`) the lanes `mask` enables are.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn ld<const M: bool>(p: *const f32, mask: __mmask16) -> __m512 {
+unsafe fn load<const M: bool>(p: *const f32, mask: __mmask16) -> __m512 {
     if M {
-        // SAFETY: the caller guarantees the enabled lanes are readable; masked-off lanes are
-        // not accessed (no read, no fault).
+        // SAFETY: the caller guarantees the enabled lanes are readable; disabled lanes are not
+        // accessed (no read, no fault).
         unsafe { _mm512_maskz_loadu_ps(mask, p) }
     } else {
         // SAFETY: the caller guarantees 16 readable floats at `p`.
@@ -141,180 +236,103 @@ unsafe fn ld<const M: bool>(p: *const f32, mask: __mmask16) -> __m512 {
     }
 }
 
-/// Clamps `y` to `[vmin, vmax]` (NaN stays NaN) and stores it at `p`.
+/// Clamps `y` to `[min, max]` (NaN stays NaN) and stores it at `p` (when `M`, the masked lanes).
 ///
 /// # Safety
 ///
-/// `p .. p+16` is writable, or (when `M`) the lanes `mask` enables are.
+/// `p .. p+16` is writable, or (when `M`) the lanes `cx.mask` enables are.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn st<const M: bool>(p: *mut f32, y: __m512, mask: __mmask16, vmin: __m512, vmax: __m512) {
+unsafe fn store<const M: bool>(p: *mut f32, y: __m512, cx: &Ctx) {
     // `max`/`min` return their second operand when either is NaN: `y` goes second.
-    let y = _mm512_min_ps(vmax, _mm512_max_ps(vmin, y));
+    let y = _mm512_min_ps(cx.vmax, _mm512_max_ps(cx.vmin, y));
     if M {
-        // SAFETY: the caller guarantees the enabled lanes are writable; masked-off lanes are
-        // not written.
-        unsafe { _mm512_mask_storeu_ps(p, mask, y) }
+        // SAFETY: the caller guarantees the enabled lanes are writable; others are untouched.
+        unsafe { _mm512_mask_storeu_ps(p, cx.mask, y) }
     } else {
         // SAFETY: the caller guarantees 16 writable floats at `p`.
         unsafe { _mm512_storeu_ps(p, y) }
     }
 }
 
-/// `N` consecutive interior outputs: output `j` reads input columns `j*S .. j*S+3` from the
-/// pointers `p` (column of output 0's first tap, channel `ch`) and is stored at `po + j*os`.
-///
-/// Input columns are loaded once each (three rows) and applied to every output that uses them;
-/// each output sums kx-major, ky-minor from the bias, in the same order as a border output.
+/// One group of output pixels for the channel tile starting at `ch`, with `H` `zmm` per pixel
+/// (the last one masked when `M`). `E` (edge): skip the window columns outside `g.lo .. g.hi`
+/// and the outputs from `g.n` on; without `E` the group is full and all its columns are inside.
 ///
 /// # Safety
 ///
-/// For `x < (N-1)*S + 3`, `p[ky] + x*is` is readable (16 floats, or the lanes `mask` enables when
-/// `M`); for `j < N`, `po + j*os` is writable likewise.
+/// The `DwRowFn` contract with `C_TILE = 32` and stride `S`; `ch` is a multiple of 32 below
+/// `channels`; channels `ch .. ch + 16 * H` exist, except that when `M` the last `zmm` covers only
+/// the lanes `cx.mask` enables, which are exactly the channels left; `g` was built by
+/// [`row`] (so `g.ox + g.n <= out_width`, and window columns `g.lo .. g.hi` are in the row) and
+/// when `E` is false, `g.n == GROUP` and the whole window is in the row; `GROUP` is 2 or 4.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn outputs<const S: usize, const M: bool, const N: usize>(
-    p: [*const f32; 3],
-    is: usize,
-    po: *mut f32,
-    os: usize,
-    w: &[__m512; 10],
-    mask: __mmask16,
-    vmin: __m512,
-    vmax: __m512,
+unsafe fn group<
+    const S: usize,
+    const GROUP: usize,
+    const H: usize,
+    const M: bool,
+    const E: bool,
+>(
+    r: &DwRow,
+    cx: &Ctx,
+    ch: usize,
+    g: Group,
 ) {
-    let mut acc = [w[0]; N];
-    for x in 0..(N - 1) * S + 3 {
-        let mut v = [w[0]; 3];
-        for ky in 0..3 {
-            // SAFETY: `x < (N-1)*S + 3` (see the contract above).
-            v[ky] = unsafe { ld::<M>(p[ky].add(x * is), mask) };
-        }
-        for (j, acc) in acc.iter_mut().enumerate() {
-            // Tap column of input column `x` for output `j` (skipped when outside 0..3).
-            let kx = x.wrapping_sub(j * S);
-            if kx < 3 {
-                for ky in 0..3 {
-                    *acc = _mm512_fmadd_ps(v[ky], w[1 + 3 * ky + kx], *acc);
+    // SAFETY: tile `ch / 16` of the packed weights, inside the `ceil(channels / 16)` tiles.
+    let wp = unsafe { r.weights.add(ch / C_TILE * 10 * C_TILE) };
+    // SAFETY: the bias, 32 floats at the start of the tile; `16h + 16 <= 32`.
+    let bias: [__m512; H] = std::array::from_fn(|h| unsafe { _mm512_loadu_ps(wp.add(16 * h)) });
+    let mut acc = [bias; GROUP];
+    let is = r.in_stride;
+    for ky in 0..3 {
+        let w: [[__m512; H]; 3] = std::array::from_fn(|kx| {
+            std::array::from_fn(|h| {
+                // SAFETY: tap (ky, kx) of the tile, 32 floats; `16h + 16 <= 32`.
+                unsafe { _mm512_loadu_ps(wp.add((1 + 3 * ky + kx) * C_TILE + 16 * h)) }
+            })
+        });
+        for j in 0..(GROUP - 1) * S + 3 {
+            if E && (j < g.lo || j >= g.hi) {
+                continue;
+            }
+            // Window column j is input column `c0 + j`, in `0 .. in_width` (`lo <= j < hi`).
+            let col = (g.c0 + j as isize) as usize;
+            for h in 0..H {
+                // SAFETY: pixel `col < in_width` of row `ky`, channels `ch + 16h ..`: 16 whole
+                // channels, or the masked tail lanes when this is the last, masked `zmm`.
+                let x = unsafe {
+                    let p = r.rows[ky].add(col * is + ch + 16 * h);
+                    if M && h == H - 1 {
+                        load::<true>(p, cx.mask)
+                    } else {
+                        load::<false>(p, cx.mask)
+                    }
+                };
+                for (o, acc) in acc.iter_mut().enumerate() {
+                    let kx = j.wrapping_sub(S * o);
+                    if kx < 3 && (!E || o < g.n) {
+                        acc[h] = _mm512_fmadd_ps(x, w[kx][h], acc[h]);
+                    }
                 }
             }
         }
     }
-    for (j, &y) in acc.iter().enumerate() {
-        // SAFETY: `j < N` (see the contract above).
-        unsafe { st::<M>(po.add(j * os), y, mask, vmin, vmax) };
-    }
-}
-
-/// Outputs `lo .. hi` of one 16-channel block (channels `ch .. ch+16`, or the tail under `mask`).
-///
-/// # Safety
-///
-/// The `DwRowFn` contract with stride `S`; `ch` is a multiple of 16 below `channels`; when `M` is
-/// false `ch + 16 <= channels`, when it is true `mask` enables lanes `0 .. channels - ch`;
-/// `lo < hi <= out_width`; `g` is `Geom::new::<S>(r)`.
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block<const S: usize, const M: bool>(
-    r: &DwRow,
-    g: &Geom,
-    ch: usize,
-    mask: __mmask16,
-    vmin: __m512,
-    vmax: __m512,
-    lo: usize,
-    hi: usize,
-) {
-    // SAFETY: tile `ch / 16` of the packed weights: 160 floats, all inside the packed buffer.
-    let wp = unsafe { r.weights.add(ch / C_TILE * 10 * C_TILE) };
-    let mut w = [_mm512_setzero_ps(); 10];
-    for (i, w) in w.iter_mut().enumerate() {
-        // SAFETY: `wp + 16i` for i < 10 are the bias and nine taps of this tile, 16 floats each.
-        *w = unsafe { _mm512_loadu_ps(wp.add(i * C_TILE)) };
-    }
-
-    let a = g.lo.clamp(lo, hi);
-    let b = g.hi.clamp(a, hi);
-
-    // Borders: one output at a time, skipping padding columns.
-    for ox in (lo..a).chain(b..hi) {
-        let mut acc = w[0];
-        for kx in 0..3 {
-            let col = (ox * S + kx).wrapping_sub(r.pad_left);
-            if col >= r.in_width {
-                continue;
+    for (o, acc) in acc.iter().enumerate() {
+        if E && o >= g.n {
+            break;
+        }
+        for h in 0..H {
+            // SAFETY: output pixel `ox + o < out_width`, channels as for the loads above.
+            unsafe {
+                let p = r.out.add((g.ox + o) * r.out_stride + ch + 16 * h);
+                if M && h == H - 1 {
+                    store::<true>(p, acc[h], cx);
+                } else {
+                    store::<false>(p, acc[h], cx);
+                }
             }
-            for ky in 0..3 {
-                // SAFETY: `col < in_width` and the channels `ch ..` are in range (see `ld`'s
-                // mask), so the row is readable there.
-                let x = unsafe { ld::<M>(r.rows[ky].add(col * r.in_stride + ch), mask) };
-                acc = _mm512_fmadd_ps(x, w[1 + 3 * ky + kx], acc);
-            }
-        }
-        // SAFETY: `ox < out_width`; the channels `ch ..` are in range (see `st`'s mask).
-        unsafe { st::<M>(r.out.add(ox * r.out_stride + ch), acc, mask, vmin, vmax) };
-    }
-
-    // Interior: outputs a .. b, every input column in range: output `ox` reads columns
-    // `ox*S - pad_left .. ox*S - pad_left + 3`, with `ox*S >= pad_left` because `ox >= g.lo` and
-    // `(b-1)*S - pad_left + 2 < in_width` because `b <= g.hi`.
-    let (is, os) = (r.in_stride, r.out_stride);
-    // Pointers for the interior output `ox`.
-    let at = |ox: usize| {
-        let c0 = (ox * S - r.pad_left) * is + ch;
-        // SAFETY: `ox` is an interior output, so column `ox*S - pad_left` of each row and output
-        // column `ox` are in range (channel `ch` below `channels`).
-        unsafe {
-            (
-                [r.rows[0].add(c0), r.rows[1].add(c0), r.rows[2].add(c0)],
-                r.out.add(ox * os + ch),
-            )
-        }
-    };
-    let mut ox = a;
-    while ox + U <= b {
-        #[cfg(feature = "mca-markers")]
-        mca_begin::<S, M>();
-        let (p, po) = at(ox);
-        // SAFETY: outputs `ox .. ox+U <= b` are interior: their input columns
-        // `ox*S - pad_left .. (ox+U-1)*S - pad_left + 3` and output columns are in range.
-        unsafe { outputs::<S, M, U>(p, is, po, os, &w, mask, vmin, vmax) };
-        ox += U;
-        #[cfg(feature = "mca-markers")]
-        mca_end::<S, M>();
-    }
-    while ox < b {
-        let (p, po) = at(ox);
-        // SAFETY: output `ox < b` is interior (as above, with one output).
-        unsafe { outputs::<S, M, 1>(p, is, po, os, &w, mask, vmin, vmax) };
-        ox += 1;
-    }
-}
-
-/// Start of the interior loop body for llvm-mca (`scripts/mca-avx512.sh`); full blocks only.
-#[cfg(feature = "mca-markers")]
-#[inline(always)]
-fn mca_begin<const S: usize, const M: bool>() {
-    if !M {
-        if S == 1 {
-            mca_marker!("BEGIN dwconv3x3_f32_c16_avx512");
-        } else {
-            mca_marker!("BEGIN dwconv3x3s2_f32_c16_avx512");
-        }
-    }
-}
-
-/// End of the interior loop body for llvm-mca; full blocks only.
-#[cfg(feature = "mca-markers")]
-#[inline(always)]
-fn mca_end<const S: usize, const M: bool>() {
-    if !M {
-        if S == 1 {
-            mca_marker!("END dwconv3x3_f32_c16_avx512");
-        } else {
-            mca_marker!("END dwconv3x3s2_f32_c16_avx512");
         }
     }
 }

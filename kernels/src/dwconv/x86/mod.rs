@@ -2,4 +2,3 @@
 
 pub mod avx2;
 pub mod avx512;
-pub mod avx512_c32;
