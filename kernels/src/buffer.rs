@@ -84,6 +84,6 @@ impl Clone for AlignedBuf {
 
 impl Default for AlignedBuf {
     fn default() -> Self {
-        AlignedBuf::zeroed(0)
+        AlignedBuf::empty()
     }
 }

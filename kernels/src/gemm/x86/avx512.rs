@@ -29,7 +29,8 @@ const MR: usize = 14;
 /// Register tile columns (one zmm vector).
 const NR: usize = 16;
 
-/// `gemm_f32_14x16_avx512`, the production GEMM micro-kernel on AVX-512F CPUs.
+/// `gemm_f32_14x16_avx512`, the production GEMM micro-kernel on AMD AVX-512F CPUs (Zen 4; Intel
+/// cores use `gemm_f32_8x32_avx512`, see `dispatch.rs`).
 ///
 /// Blocking for Skylake-SP / Ice Lake-SP / Zen 4 (L1d 32-48 KiB, L2 1-2 MiB per core): a
 /// `KC x 16` sliver of B is `KC * 64` bytes (16 KiB at KC = 256) and stays in L1 next to the
