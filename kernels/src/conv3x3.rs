@@ -1,25 +1,32 @@
 //! Standard 3x3 convolution (the MobileNet stem, and the baseline of the paper's cost ratio) as
 //! an implicit GEMM on the GEMM micro-kernel: no im2col.
 //!
-//! For one output row, the three input rows it reads (kernel rows `ky` = 0, 1, 2) are copied into
-//! a per-thread buffer, zero-padded left and right (rows in the top/bottom padding are zeros), so
-//! that the 3x3 window of output pixel `ox` is, per kernel row, `3 * cin` contiguous floats:
+//! With dense pixels (pixel stride `cin`), the 3x3 window of output pixel `ox` is, per kernel row
+//! `ky`, `3 * cin` contiguous floats of input row `oy * stride - pad_top + ky`. So for an output
+//! row whose three input rows are inside the image, A (`M` = the output pixels whose windows are
+//! inside the image, `K = 9 * cin`) is read in place: rows `stride * cin` apart, each three
+//! segments of `3 * cin` floats one input row apart
+//! ([`GemmTile::a`](crate::gemm::ukernel::GemmTile::a)). B is the HWIO weights packed as for a
+//! pointwise layer with `K = 9 * cin`.
+//!
+//! The other pixels (a run at each end of the row, in the left/right padding), every pixel of the
+//! rows in the top/bottom padding, and inputs with gaps between pixels go through a per-thread
+//! buffer: the three input rows under a run of pixels, copied and zero-padded, so the same
+//! segmented A applies with `row_len` as the segment stride:
 //!
 //! ```text
-//!  buffer (3 padded rows, row_len = ((out_w - 1) * stride + 3) * cin floats each):
+//!  buffer (3 padded rows, row_len = ((pixels - 1) * stride + 3) * cin floats each):
 //!  ky=0 | 0 0 0 | x x x x x x x ... x | 0 |      A row ox, segment ky: the 3 * cin floats at
 //!  ky=1 | 0 0 0 | x x x x x x x ... x | 0 |      ky * row_len + ox * stride * cin
 //!  ky=2 | 0 0 0 | x x x x x x x ... x | 0 |
 //! ```
 //!
-//! So A (`M = out_w` pixels, `K = 9 * cin`) has rows `stride * cin` apart, each three segments of
-//! `3 * cin` floats `row_len` apart ([`GemmTile::a`](crate::gemm::ukernel::GemmTile::a)), and B is
-//! the HWIO weights packed as for a pointwise layer with `K = 9 * cin`. The copy is
-//! `3 * row_len` floats per output row, against `out_w * 9 * cin * cout` multiply-adds. The im2col
-//! it replaces (a `9 * cin`-float row per output pixel, written and then read back) made the stem
-//! (`cin = 3`) about 1.5x slower than the GEMM alone.
+//! The im2col this replaces (a `9 * cin`-float row per output pixel, written and then read back)
+//! made the stem (`cin = 3`) about 1.5x slower than the GEMM alone; copying all three rows of every
+//! output row (before in-place reads) cost the stem 7% of its time in `memmove`.
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use crate::dwconv::expect;
 use crate::error::Result;
@@ -67,8 +74,8 @@ impl Kernels {
         expect("output height", g.out_h, o.h)?;
         expect("output width", g.out_w, o.w)?;
 
-        // One GEMM per output row (M = its pixels), reading A straight from three padded input
-        // rows (see the module docs).
+        // Per output row: one GEMM over the pixels whose 3x3 window lies inside the image, read
+        // in place, and one per run of border pixels through padded copies (see the module docs).
         let os = output.strides;
         let rows = (0..o.n * o.h).map(move |r| {
             let (n, y) = (r / o.h, r % o.h);
@@ -76,40 +83,51 @@ impl Kernels {
         });
         let macs = o.n * o.h * o.w * 9 * i.c * o.c;
         let threads = (macs / MIN_MACS_PER_THREAD).clamp(1, self.threads);
-        // A padded row: input columns `-pad_left .. (out_w - 1) * stride - pad_left + 3`.
-        let padded_w = (o.w - 1) * g.stride + 3;
-        let row_len = padded_w * i.c;
-        let shape = GemmShape {
-            m: o.w,
-            lda: g.stride * i.c,
-            ldc: output.strides.pixel,
-            segments: Some(Segments {
-                len: 3 * i.c,
-                stride: row_len,
-            }),
+        let s = g.stride;
+        // Output columns `lo .. hi` read input columns `ox * s - pad_left .. + 3`, all inside.
+        let lo = g.pad_left.div_ceil(s);
+        let hi = ((i.w + g.pad_left).saturating_sub(3) / s + 1).min(o.w);
+        let in_place_cols =
+            (i.w + g.pad_left >= 3 && lo < hi && input.strides.pixel == i.c).then_some(lo..hi);
+        let window = Window {
+            input,
+            stride: s,
+            pad_left: g.pad_left,
+            ldc: os.pixel,
         };
+        let max_row_len = ((o.w - 1) * s + 3) * i.c;
 
         run_bands(self.threads, threads, output.data, rows, |part| {
             WINDOW_ROWS.with(|buf| {
                 let mut buf = buf.borrow_mut();
-                if buf.len() < 3 * row_len {
-                    buf.resize(3 * row_len, 0.0);
+                if buf.len() < 3 * max_row_len {
+                    buf.resize(3 * max_row_len, 0.0);
                 }
                 for ((n, oy), out) in part {
-                    for (ky, dst) in buf[..3 * row_len].chunks_exact_mut(row_len).enumerate() {
-                        let iy = (oy * g.stride + ky).wrapping_sub(g.pad_top);
-                        padded_row(input, n, iy, g.pad_left, dst);
+                    // The window's top input row, when all three rows are inside the image.
+                    let top = (oy * s).checked_sub(g.pad_top).filter(|&iy| iy + 3 <= i.h);
+                    let gemm_cols = |cols: Range<usize>, a: &[f32], seg_stride, out: &mut [f32]| {
+                        let shape = window.shape(cols.len(), seg_stride);
+                        let c = &mut out[cols.start * os.pixel..];
+                        gemm(self.gemm, 1, shape, a, &weights.b, c, min, max);
+                    };
+                    match (top, in_place_cols.clone()) {
+                        (Some(iy), Some(cols)) => {
+                            let a = &input.data[input.offset(n, iy, cols.start * s - g.pad_left)..];
+                            gemm_cols(cols.clone(), a, input.strides.row, out);
+                            for border in [0..cols.start, cols.end..o.w] {
+                                if !border.is_empty() {
+                                    let len = window.fill(&mut buf, n, oy * s, g.pad_top, &border);
+                                    gemm_cols(border, &buf, len, out);
+                                }
+                            }
+                        }
+                        _ => {
+                            let all = 0..o.w;
+                            let len = window.fill(&mut buf, n, oy * s, g.pad_top, &all);
+                            gemm_cols(all, &buf, len, out);
+                        }
                     }
-                    gemm(
-                        self.gemm,
-                        1,
-                        shape,
-                        &buf[..3 * row_len],
-                        &weights.b,
-                        out,
-                        min,
-                        max,
-                    );
                 }
             });
         });
@@ -117,25 +135,77 @@ impl Kernels {
     }
 }
 
-/// Fills `dst` (`padded_w` pixels of `cin` floats, packed) with input row `iy` of image `n`
-/// starting at column `-pad_left`: zeros for the columns outside the image, and for the whole
-/// row when `iy` is outside it (top/bottom padding).
-fn padded_row(input: &TensorView<'_>, n: usize, iy: usize, pad_left: usize, dst: &mut [f32]) {
+/// How the 3x3 windows of a run of output pixels map onto the input, for the implicit GEMM.
+struct Window<'a, 'b> {
+    input: &'a TensorView<'b>,
+    stride: usize,
+    pad_left: usize,
+    /// Output pixel stride (the GEMM's `ldc`).
+    ldc: usize,
+}
+
+impl Window<'_, '_> {
+    /// The GEMM shape of `m` output pixels whose windows start `stride * cin` floats apart and
+    /// whose three kernel rows are `seg_stride` floats apart.
+    fn shape(&self, m: usize, seg_stride: usize) -> GemmShape {
+        let c = self.input.shape.c;
+        GemmShape {
+            m,
+            lda: self.stride * c,
+            ldc: self.ldc,
+            segments: Some(Segments {
+                len: 3 * c,
+                stride: seg_stride,
+            }),
+        }
+    }
+
+    /// Copies the three input rows under output pixels `cols` (padded rows `y0 - pad_top ..`,
+    /// columns `cols.start * stride - pad_left ..`) into `buf` as packed, zero-padded rows of
+    /// `((cols.len() - 1) * stride + 3) * cin` floats each, and returns that row length.
+    fn fill(
+        &self,
+        buf: &mut [f32],
+        n: usize,
+        y0: usize,
+        pad_top: usize,
+        cols: &Range<usize>,
+    ) -> usize {
+        let c = self.input.shape.c;
+        let row_len = ((cols.len() - 1) * self.stride + 3) * c;
+        // Signed: the first column is left of the image when it is in the padding.
+        let x0 = (cols.start * self.stride) as isize - self.pad_left as isize;
+        for (ky, dst) in buf[..3 * row_len].chunks_exact_mut(row_len).enumerate() {
+            padded_row(self.input, n, (y0 + ky).wrapping_sub(pad_top), x0, dst);
+        }
+        row_len
+    }
+}
+
+/// Fills `dst` (pixels of `cin` floats, packed) with input row `iy` of image `n` from column `x0`
+/// on (`x0 < 0`: the left padding): zeros for the columns outside the
+/// image, and for the whole row when `iy` is outside it (top/bottom padding).
+fn padded_row(input: &TensorView<'_>, n: usize, iy: usize, x0: isize, dst: &mut [f32]) {
     let (c, w) = (input.shape.c, input.shape.w);
-    let padded_w = dst.len() / c;
+    let cols = dst.len() / c;
     if iy >= input.shape.h {
         dst.fill(0.0);
         return;
     }
-    // Columns `pad_left .. pad_left + in_cols` of `dst` are input columns `0 .. in_cols`.
-    let in_cols = w.min(padded_w.saturating_sub(pad_left));
-    let (left, rest) = dst.split_at_mut(pad_left.min(padded_w) * c);
-    let (mid, right) = rest.split_at_mut(in_cols * c);
+    // Columns `skip .. skip + inside` of `dst` are input columns `first .. first + inside`.
+    let skip = (-x0).clamp(0, cols as isize) as usize;
+    let first = (x0 + skip as isize) as usize;
+    let inside = w.saturating_sub(first).min(cols - skip);
+    let (left, rest) = dst.split_at_mut(skip * c);
+    let (mid, right) = rest.split_at_mut(inside * c);
     left.fill(0.0);
     right.fill(0.0);
-    let row = &input.data[input.offset(n, iy, 0)..];
+    if inside == 0 {
+        return;
+    }
+    let row = &input.data[input.offset(n, iy, first)..];
     if input.strides.pixel == c {
-        mid.copy_from_slice(&row[..in_cols * c]);
+        mid.copy_from_slice(&row[..inside * c]);
     } else {
         for (x, d) in mid.chunks_exact_mut(c).enumerate() {
             d.copy_from_slice(&row[x * input.strides.pixel..][..c]);

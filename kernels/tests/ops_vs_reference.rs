@@ -248,8 +248,8 @@ fn gemm_edges(k: Kernels) {
 }
 
 /// The MobileNet stem shape (3 -> 32, stride 2) and a narrow RGB conv (3 -> 5: the AVX2 kernel's
-/// constant-segment path, one vector wide) on a small image, channel edges of conv3x3, and
-/// input depths around the GEMM kernel's KC.
+/// constant-segment path, one vector wide) on a small image, channel edges of conv3x3, every
+/// padding around in-place and copied windows, and input depths around the GEMM kernel's KC.
 fn conv_edges(k: Kernels) {
     for kv in variants(k) {
         for (i, (cin, cout)) in [(3, 32), (3, 5), (1, 1), (2, 17), (8, 33), (17, 5)]
@@ -264,6 +264,23 @@ fn conv_edges(k: Kernels) {
                     ..Case::new(1, 9, 11, cin, cout)
                 };
                 cases::conv3x3(kv, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            }
+        }
+        // Rows whose windows lie inside the image are read in place and their border pixels
+        // through padded copies: every left/right padding, widths where the inside run is
+        // empty, one pixel or longer than a tile, dense (in place) and gapped (copied) pixels.
+        for (left, right) in (0..=2).flat_map(|l| (0..=2).map(move |r| (l, r))) {
+            for w in [1, 2, 3, 6, 13] {
+                for stride in [1, 2] {
+                    let case = Case {
+                        stride,
+                        padding: explicit(right, left, left, right),
+                        act: ACTIVATIONS[(w + left) % 4],
+                        in_gap: usize::from(w == 6),
+                        ..Case::new(2, 5, w, 3, 17)
+                    };
+                    cases::conv3x3(kv, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+                }
             }
         }
         // The implicit GEMM's depth is three segments (kernel rows) of `3 * cin`: two whole

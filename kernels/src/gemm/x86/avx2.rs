@@ -89,22 +89,41 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
         }
         if full < call.m {
             let t = &call.rows(full, call.m - full);
-            if wide {
-                match t.m {
-                    5 => tile::<5, 2, 1, 0>(t),
-                    4 => tile::<4, 2, 1, 0>(t),
-                    3 => tile::<3, 2, 2, 0>(t),
-                    2 => tile::<2, 2, 2, 0>(t),
-                    _ => tile::<1, 2, 4, 0>(t),
-                }
+            if rgb {
+                rest::<RGB_SEGMENT>(t, wide);
             } else {
-                match t.m {
-                    5 => tile::<5, 1, 2, 0>(t),
-                    4 => tile::<4, 1, 2, 0>(t),
-                    3 => tile::<3, 1, 2, 0>(t),
-                    2 => tile::<2, 1, 4, 0>(t),
-                    _ => tile::<1, 1, 4, 0>(t),
-                }
+                rest::<0>(t, wide);
+            }
+        }
+    }
+}
+
+/// The last `t.m < 6` rows of a call: the register tile instance with exactly that many rows
+/// (`KS` as in [`tile`]).
+///
+/// # Safety
+///
+/// As [`tile`], with `1 <= t.m < 6` and `wide == (t.n > 8)`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rest<const KS: usize>(t: &GemmTile, wide: bool) {
+    // SAFETY: forwarded; each arm is the instance for `t.m` rows and `t.n`'s vector count.
+    unsafe {
+        if wide {
+            match t.m {
+                5 => tile::<5, 2, 1, KS>(t),
+                4 => tile::<4, 2, 1, KS>(t),
+                3 => tile::<3, 2, 2, KS>(t),
+                2 => tile::<2, 2, 2, KS>(t),
+                _ => tile::<1, 2, 4, KS>(t),
+            }
+        } else {
+            match t.m {
+                5 => tile::<5, 1, 2, KS>(t),
+                4 => tile::<4, 1, 2, KS>(t),
+                3 => tile::<3, 1, 2, KS>(t),
+                2 => tile::<2, 1, 4, KS>(t),
+                _ => tile::<1, 1, 4, KS>(t),
             }
         }
     }
