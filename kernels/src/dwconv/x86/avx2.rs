@@ -35,8 +35,9 @@
 //! at about the speed of the whole kernel on the stride-2 and 512/1024-channel layers.
 //!
 //! Pixel strides of 2 or 4 KiB (512 or 1024 channels) put all the lines of one group and tile
-//! into one or two of L1's 64 sets; more than 8 per set (its ways) measured up to 2-3x slower, so
-//! `row` uses `G` = 2 when that keeps fewer lines per set (`lines_per_set`).
+//! into one or two of L1's 64 sets. Up to about twice its 8 ways per set, groups of 4 still win
+//! (each line is read whole, back to back); beyond that (1024 channels at stride 2: 27 lines per
+//! set) `row` uses `G` = 2 (`lines_per_set`, `ALIASED_LINES_OK`).
 //!
 //! # Borders and tails
 //!
@@ -139,6 +140,14 @@ macro_rules! each_tile {
     }};
 }
 
+/// The most lines of one group-and-tile step in a single L1 set for which groups of 4 still win.
+/// Measured on Zen 3 with 64-byte-aligned rows (best of run, % of peak, groups of 4 vs 2):
+/// 512 channels at stride 1 (9 lines per set) 43 vs 36; at stride 2 (15) 31-32 vs 28-30 on
+/// 14x14, level on 28x28; 1024 channels at stride 2 (27) 20 vs 22-23. Each line of a step is
+/// read whole, back to back, so a set holding more lines than its ways costs little until the
+/// lines in flight outnumber them about twice.
+const ALIASED_LINES_OK: usize = 2 * L1_WAYS;
+
 /// One row: picks the group size, then [`row_groups`].
 ///
 /// # Safety
@@ -147,7 +156,7 @@ macro_rules! each_tile {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row<const S: usize>(r: &DwRow) {
     let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
-    if g4 <= L1_WAYS || g4 <= g2 {
+    if g4 <= ALIASED_LINES_OK || g4 <= g2 {
         // SAFETY: forwarded.
         unsafe { row_groups::<S, 4>(r) }
     } else {

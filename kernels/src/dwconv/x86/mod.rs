@@ -15,8 +15,8 @@ pub(super) const L1_WAYS: usize = 8;
 ///
 /// Each step reads `3 x window` pixels of one 64-byte channel slice within a few hundred cycles.
 /// When the pixel stride is a multiple of 4 KiB (1024 channels) or 2 KiB (512), those lines fall
-/// into 1 or 2 sets: more than 8 of them in one set measured up to 2-3x slower (the lines of a
-/// step evict each other before both halves are read), so such rows use groups of 2.
+/// into 1 or 2 sets; past some count per set (each kernel's `row` says which) the lines of a
+/// step evict each other before they are used, and such rows use groups of 2.
 pub(super) fn lines_per_set(r: &DwRow, stride: usize, group: usize) -> usize {
     // Called for every row: a 64-byte table and a running maximum keep it to a few dozen
     // instructions (a table of `usize` and a pass for the maximum cost a 14-pixel row 20%).
