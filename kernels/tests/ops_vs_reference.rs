@@ -241,6 +241,20 @@ fn gemm_edges(k: Kernels) {
                 }
             }
         }
+        // Depths a kernel may unroll completely (AVX2: 9, 32, 64), on full and partial tiles.
+        for (j, kk) in [9, 27, 32, 64].into_iter().enumerate() {
+            for m in [mr, 2 * mr + 1, bl.mc + 1] {
+                for n in [nr, nr + 1, 8] {
+                    let case = Case {
+                        act: ACTIVATIONS[(j + m) % 4],
+                        seed: (j * 1000 + m * 10 + n) as u64,
+                        ..Case::new(1, 1, m, kk, n)
+                    };
+                    cases::pointwise(kv, &case)
+                        .unwrap_or_else(|e| panic!("{}: {case:?}: {e}", g.name));
+                }
+            }
+        }
         // N past the NC block, with several threads.
         let case = Case::new(1, 3, 7, 5, bl.nc + nr + 1);
         cases::pointwise(kv.with_threads(3).unwrap(), &case).unwrap();
