@@ -354,6 +354,40 @@ fn nan_inf_propagate(k: Kernels) {
             let out = cases::depthwise_with(kv, &c, &x, &w, &b).unwrap();
             assert!(out.iter().any(|v| v.is_nan()), "the NaN did not propagate");
         }
+        // GEMM: a NaN or infinite input pixel against the reference (NaN where it expects NaN),
+        // in a full tile and in the last rows, on a whole and a partial column panel, for every
+        // activation, at depths with their own code paths (constant, general).
+        let (mr, nr) = (kv.gemm_kernel().mr, kv.gemm_kernel().nr);
+        for (i, kk) in [32, 37, 64].into_iter().enumerate() {
+            for act in ACTIVATIONS {
+                let c = Case {
+                    act,
+                    ..Case::new(1, 1, 2 * mr + 1, kk, nr + 3)
+                };
+                let mut g = common::rng(i as u64);
+                let mut x = common::random_vec(&mut g, c.w * kk);
+                x[(mr + 1) * kk + 3] = f32::NAN;
+                x[2 * mr * kk + 1] = f32::NAN;
+                x[kk + 2] = f32::INFINITY;
+                let out = cases::pointwise_with(kv, &c, x, &mut g)
+                    .unwrap_or_else(|e| panic!("{c:?}: {e}"));
+                assert!(out[(mr + 1) * c.cout].is_nan(), "the NaN did not propagate");
+            }
+        }
+        // The stem's path (3 input channels, a whole row of 16-column panels).
+        for act in ACTIVATIONS {
+            let c = Case {
+                stride: 2,
+                act,
+                ..Case::new(1, 9, 2 * mr + 9, 3, 2 * nr)
+            };
+            let mut g = common::rng(5);
+            let mut x = common::random_vec(&mut g, c.h * c.w * 3);
+            x[(4 * c.w + 7) * 3 + 1] = f32::NAN;
+            let out =
+                cases::conv3x3_with(kv, &c, x, &mut g).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+            assert!(out.iter().any(|v| v.is_nan()), "the NaN did not propagate");
+        }
     }
 }
 

@@ -194,6 +194,10 @@ fn grid(mt: usize, nt: usize, want: usize, mr: usize, nr: usize) -> (usize, usiz
         .unwrap_or((1, 1))
 }
 
+/// Rows x depth of A (floats) below which a block of rows is not cut into MC blocks: 16 KiB, half
+/// of the smallest L1 data cache we target.
+const SMALL_A_FLOATS: usize = 4096;
+
 /// Multiply-adds one streamed float of A or B is worth in [`grid`]'s cost (FMA peak over the
 /// L2/L3 bandwidth, in floats, is 4-16 on the CPUs we target).
 const LOAD_COST: usize = 8;
@@ -253,8 +257,15 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
     for jc in cols.clone().step_by(bl.nc) {
         let nc = bl.nc.min(cols.end - jc);
         for kb in k_blocks(k, bl.kc, segments) {
-            for ic in rows.clone().step_by(bl.mc) {
-                let mc = bl.mc.min(rows.end - ic);
+            // A block small enough for L1 needs no MC blocking: one call walks all the rows
+            // (fewer calls, one partial tile instead of one per MC block).
+            let mc_step = if rows.len() * kb.len <= SMALL_A_FLOATS {
+                rows.len()
+            } else {
+                bl.mc
+            };
+            for ic in rows.clone().step_by(mc_step) {
+                let mc = mc_step.min(rows.end - ic);
                 for jr in (jc..jc + nc).step_by(nr) {
                     let panel = &b_data[(jr / nr) * panel_len..][..panel_len];
                     // One call per column panel of the MC block: the kernel walks its rows in

@@ -226,8 +226,18 @@ pub fn depthwise_with(
 pub fn pointwise(k: Kernels, c: &Case) -> Result<Output, String> {
     let mut g = rng(c.seed);
     let x = random_vec(&mut g, c.n * c.h * c.w * c.cin);
-    let w = random_vec(&mut g, c.cin * c.cout);
-    let b = random_vec(&mut g, c.cout);
+    pointwise_with(k, c, x, &mut g)
+}
+
+/// [`pointwise`] on the given dense input (weights and bias drawn from `g`).
+pub fn pointwise_with(
+    k: Kernels,
+    c: &Case,
+    x: Vec<f32>,
+    g: &mut rand::rngs::StdRng,
+) -> Result<Output, String> {
+    let w = random_vec(g, c.cin * c.cout);
+    let b = random_vec(g, c.cout);
     let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), c.in_gap);
     let bias = c.bias.then_some(&b[..]);
     let wl = in_layout(c.layout, &w, 1, c.cin, c.cout);
@@ -247,8 +257,18 @@ pub fn pointwise(k: Kernels, c: &Case) -> Result<Output, String> {
 pub fn conv3x3(k: Kernels, c: &Case) -> Result<Output, String> {
     let mut g = rng(c.seed);
     let x = random_vec(&mut g, c.n * c.h * c.w * c.cin);
-    let w = random_vec(&mut g, 9 * c.cin * c.cout);
-    let b = random_vec(&mut g, c.cout);
+    conv3x3_with(k, c, x, &mut g)
+}
+
+/// [`conv3x3`] on the given dense input (weights and bias drawn from `g`).
+pub fn conv3x3_with(
+    k: Kernels,
+    c: &Case,
+    x: Vec<f32>,
+    g: &mut rand::rngs::StdRng,
+) -> Result<Output, String> {
+    let w = random_vec(g, 9 * c.cin * c.cout);
+    let b = random_vec(g, c.cout);
     let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), c.in_gap);
     let params = Conv3x3Params::new()
         .stride(c.stride)

@@ -16,12 +16,17 @@
 //! bigger than L2) do not wait on the cache misses. Measured on MobileNet v1 shapes this was worth
 //! 5-15% on the large-M layers; prefetching B ahead in the depth loop measured no clear gain.
 //!
-//! Depths 9 (a 3x3 convolution over RGB, per kernel row), 32 and 64 are compile-time constants in
-//! their own instances, fully unrolled: at these depths the loop's exit and pointer updates per
-//! tile measured 2-4% (K = 32: best 83-84% -> 85-87% of peak; K = 64: 90-91% -> 92-93%).
+//! Full tiles of a whole 16-column panel in a call that is its GEMM's only KC block (every
+//! MobileNet layer) run in a lean loop (`full_tiles`): one moving base pointer per operand, bias
+//! and bounds held across tiles, no per-tile branches on flags. At shallow depths the per-tile
+//! set-up is what separates the kernel from peak: the general tile spent about 36 cycles per tile
+//! on it (with its arrays of row pointers spilled), i.e. 16% at K = 32. Depths 9 (a 3x3
+//! convolution over RGB, per kernel row), 32 and 64 are also compile-time constants there, fully
+//! unrolled. Measured (probe, best of run, % of peak): K = 32 in L1 83-87 -> 92, pw01 (112x112,
+//! 32 -> 64) 86 -> 93, K = 64 90-94 -> 93-96; the stem, 8 output rows in L2, 18.8 -> 17.1 us.
 //!
-//! The depth loop (unrolled by 4, 93 instructions, no spills) runs at 24.0 cycles per 48 FMAs in
-//! `llvm-mca -mcpu=znver3`: the FMA bound.
+//! The general tile's depth loop (unrolled by 4, 93 instructions, no spills) runs at 24.0 cycles
+//! per 48 FMAs in `llvm-mca -mcpu=znver3`: the FMA bound.
 
 use core::arch::x86_64::*;
 
@@ -77,18 +82,26 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
     // only rows `< M == t.m` and (masked) columns `< t.n`.
     unsafe {
         let mut r = 0;
-        // A standard 3x3 convolution of a 3-channel (RGB) input reads A in segments of 9 floats:
-        // with the segment depth a constant, its steps unroll completely (no loop overhead and
-        // constant offsets), which matters at a depth of only 27.
-        // The shallow pointwise depths (K = 32, 64: MobileNet's first two pointwise layers) are
-        // unrolled completely too: no loop exit per tile, B at constant offsets.
+        // A standard 3x3 convolution of a 3-channel (RGB) input reads A in segments of 9 floats,
+        // and MobileNet's first two pointwise layers have depths 32 and 64: with the segment
+        // depth a constant, its steps unroll completely (no loop exit per tile, constant
+        // offsets), which matters at such depths.
         let rgb = call.k_seg == RGB_SEGMENT;
+        // The common case (whole 16-column panel, the GEMM's only KC block) takes the lean loop.
+        let lean = call.n == NR && call.first_k_block && call.last_k_block && full > 0;
+        if lean {
+            match call.k_seg {
+                RGB_SEGMENT => full_tiles::<RGB_SEGMENT>(call, full / MR),
+                32 => full_tiles::<32>(call, full / MR),
+                64 => full_tiles::<64>(call, full / MR),
+                _ => full_tiles::<0>(call, full / MR),
+            }
+            r = full;
+        }
         while r < full {
             let t = &call.rows(r, MR);
             match (wide, call.k_seg) {
                 (true, RGB_SEGMENT) => tile::<6, 2, 1, RGB_SEGMENT>(t),
-                (true, 32) => tile::<6, 2, 1, 32>(t),
-                (true, 64) => tile::<6, 2, 1, 64>(t),
                 (true, _) => tile::<6, 2, 1, 0>(t),
                 (false, RGB_SEGMENT) => tile::<6, 1, 2, RGB_SEGMENT>(t),
                 (false, _) => tile::<6, 1, 2, 0>(t),
@@ -103,6 +116,67 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
                 rest::<0>(t, wide);
             }
         }
+    }
+}
+
+/// `count` full 6 x 16 tiles (rows `0 .. 6 * count` of `t`) of a call that is its GEMM's only KC
+/// block, with the segment depth `KS` a constant: the lean loop for shallow depths, where the
+/// tile's set-up and stores weigh most. Row addresses are formed from one moving base per
+/// operand (no arrays of row pointers kept across the depth loop), the bias and the bounds stay
+/// in registers across tiles, and the clamp is always applied (with infinite bounds it is the
+/// identity, NaN included).
+///
+/// # Safety
+///
+/// The `GemmUkernelFn` contract for `t` with `t.m >= 6 * count`, `t.n == 16`, `t.k_seg == KS`,
+/// `t.first_k_block` and `t.last_k_block`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
+    let (lda, ldc) = (t.lda, t.ldc);
+    let ks = if KS > 0 { KS } else { t.k_seg };
+    let segments = t.k / ks;
+    // SAFETY: `bias` holds NR = 16 floats.
+    let bias = unsafe { [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))] };
+    let (vmin, vmax) = (_mm256_set1_ps(t.min), _mm256_set1_ps(t.max));
+    let (mut a, mut c) = (t.a, t.c);
+    for _ in 0..count {
+        // First line of each C row (see `tile`); prefetches never fault.
+        for i in 0..MR {
+            _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + NR - 1) as *const i8);
+        }
+        let mut acc = [bias; MR];
+        for s in 0..segments {
+            let sa = a.wrapping_add(s * t.seg_stride);
+            let sb = t.b.wrapping_add(s * ks * NR);
+            for p in 0..ks {
+                // SAFETY: depth `s * KS + p < k` of packed B: `k * NR` floats are readable.
+                let bv = unsafe {
+                    [
+                        _mm256_loadu_ps(sb.add(p * NR)),
+                        _mm256_loadu_ps(sb.add(p * NR + 8)),
+                    ]
+                };
+                for (i, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: A element (row `i < 6` of this tile, depth `s * KS + p`) of the
+                    // contract (`GemmTile::a`): `sa + i * lda + p`.
+                    let av = unsafe { _mm256_broadcast_ss(&*sa.add(i * lda + p)) };
+                    row[0] = _mm256_fmadd_ps(av, bv[0], row[0]);
+                    row[1] = _mm256_fmadd_ps(av, bv[1], row[1]);
+                }
+            }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            for (v, &y) in row.iter().enumerate() {
+                // `y` second: a NaN stays NaN (see `tile`).
+                let y = _mm256_min_ps(vmax, _mm256_max_ps(vmin, y));
+                // SAFETY: row `i` of this tile, columns `8v .. 8v + 8 <= n == 16` of C.
+                unsafe { _mm256_storeu_ps(c.add(i * ldc + 8 * v), y) };
+            }
+        }
+        a = a.wrapping_add(MR * lda);
+        c = c.wrapping_add(MR * ldc);
     }
 }
 
