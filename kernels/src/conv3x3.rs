@@ -9,9 +9,13 @@
 //! ([`GemmTile::a`](crate::gemm::ukernel::GemmTile::a)). B is the HWIO weights packed as for a
 //! pointwise layer with `K = 9 * cin`.
 //!
+//! Each run of pixels is its own GEMM call, which streams all of B, so rows are read in place
+//! only where re-reading B for the border runs costs less than copying the three rows (the stem,
+//! whose B is 27 x 32, but not Conv MobileNet's wide layers).
+//!
 //! The other pixels (a run at each end of the row, in the left/right padding), every pixel of the
-//! rows in the top/bottom padding, and inputs with gaps between pixels go through a per-thread
-//! buffer: the three input rows under a run of pixels, copied and zero-padded, so the same
+//! rows in the top/bottom padding, inputs with gaps between pixels, and whole rows where the
+//! split does not pay go through a per-thread buffer: the three input rows under a run of pixels, copied and zero-padded, so the same
 //! segmented A applies with `row_len` as the segment stride:
 //!
 //! ```text
@@ -87,15 +91,23 @@ impl Kernels {
         // Output columns `lo .. hi` read input columns `ox * s - pad_left .. + 3`, all inside.
         let lo = g.pad_left.div_ceil(s);
         let hi = ((i.w + g.pad_left).saturating_sub(3) / s + 1).min(o.w);
-        let in_place_cols =
-            (i.w + g.pad_left >= 3 && lo < hi && input.strides.pixel == i.c).then_some(lo..hi);
+        let max_row_len = ((o.w - 1) * s + 3) * i.c;
+        // In place, a row costs one GEMM per run of border pixels besides the inside one, and
+        // each GEMM call streams all of B again: worth it only while that is less traffic than
+        // copying the three rows (the stem: B is 27 x 32; Conv MobileNet's 3x3 layers, whose B
+        // is up to 36 MiB, measured up to 2x slower in place).
+        let border_runs = usize::from(lo > 0) + usize::from(hi < o.w);
+        let in_place_cols = (i.w + g.pad_left >= 3
+            && lo < hi
+            && input.strides.pixel == i.c
+            && border_runs * 9 * i.c * o.c < 3 * max_row_len)
+            .then_some(lo..hi);
         let window = Window {
             input,
             stride: s,
             pad_left: g.pad_left,
             ldc: os.pixel,
         };
-        let max_row_len = ((o.w - 1) * s + 3) * i.c;
 
         run_bands(self.threads, threads, output.data, rows, |part| {
             WINDOW_ROWS.with(|buf| {

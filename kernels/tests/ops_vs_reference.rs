@@ -281,17 +281,24 @@ fn conv_edges(k: Kernels) {
             }
         }
         // Rows whose windows lie inside the image are read in place and their border pixels
-        // through padded copies: every left/right padding, widths where the inside run is
-        // empty, one pixel or longer than a tile, dense (in place) and gapped (copied) pixels.
+        // through padded copies (when the three rows are wide against B: here from 64 pixels
+        // on, and the MobileNet stem's width): every left/right padding, widths where the inside
+        // run is empty, one pixel or longer than a tile, dense and gapped (copied) pixels.
+        let stem = Case {
+            stride: 2,
+            act: Activation::Relu6,
+            ..Case::new(1, 4, 224, 3, 32)
+        };
+        cases::conv3x3(kv, &stem).unwrap_or_else(|e| panic!("{stem:?}: {e}"));
         for (left, right) in (0..=2).flat_map(|l| (0..=2).map(move |r| (l, r))) {
-            for w in [1, 2, 3, 6, 13] {
+            for w in [1, 2, 3, 6, 13, 64, 201] {
                 for stride in [1, 2] {
                     let case = Case {
                         stride,
                         padding: explicit(right, left, left, right),
                         act: ACTIVATIONS[(w + left) % 4],
                         in_gap: usize::from(w == 6),
-                        ..Case::new(2, 5, w, 3, 17)
+                        ..Case::new(2, 5, w, 3, 5)
                     };
                     cases::conv3x3(kv, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
                 }
