@@ -36,8 +36,9 @@
 //!
 //! Pixel strides of 2 or 4 KiB (512 or 1024 channels) put all the lines of one group and tile
 //! into one or two of L1's 64 sets. Up to about twice its 8 ways per set, groups of 4 still win
-//! (each line is read whole, back to back); beyond that (1024 channels at stride 2: 27 lines per
-//! set) `row` uses `G` = 2 (`lines_per_set`, `ALIASED_LINES_OK`).
+//! (each line is read whole, back to back), except at stride 2 where groups of 2 fit the ways;
+//! beyond that (1024 channels at stride 2: 27 lines per set) `row` uses `G` = 2 (`lines_per_set`,
+//! `ALIASED_LINES_OK`).
 //!
 //! # Borders and tails
 //!
@@ -140,12 +141,13 @@ macro_rules! each_tile {
     }};
 }
 
-/// The most lines of one group-and-tile step in a single L1 set for which groups of 4 still win.
-/// Measured on Zen 3 with 64-byte-aligned rows (best of run, % of peak, groups of 4 vs 2):
-/// 512 channels at stride 1 (9 lines per set) 43 vs 36; at stride 2 (15) 31-32 vs 28-30 on
-/// 14x14, level on 28x28; 1024 channels at stride 2 (27) 20 vs 22-23. Each line of a step is
-/// read whole, back to back, so a set holding more lines than its ways costs little until the
-/// lines in flight outnumber them about twice.
+/// The most lines of one group-and-tile step in a single L1 set for which groups of 4 can still
+/// win. Measured on Zen 3 with 64-byte-aligned rows (best of run, % of peak, groups of 4 vs 2):
+/// 512 channels at stride 1 (9 lines per set against 6) 43 vs 36; at stride 2 (15 against 9)
+/// 31-32 vs 28-30 on 14x14, level on 28x28; 1024 channels at stride 2 (27) 20 vs 22-23. Each line
+/// of a step is read whole, back to back, so a set holding more lines than its ways costs little
+/// until the lines in flight outnumber them about twice. At stride 2, though, groups of 2 win
+/// when they fit the ways: 256 channels (9 lines against 6) 38 vs 33-34.
 const ALIASED_LINES_OK: usize = 2 * L1_WAYS;
 
 /// One row: picks the group size, then [`row_groups`].
@@ -156,7 +158,10 @@ const ALIASED_LINES_OK: usize = 2 * L1_WAYS;
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row<const S: usize>(r: &DwRow) {
     let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
-    if g4 <= ALIASED_LINES_OK || g4 <= g2 {
+    // Past the ways, groups of 4 still win while their lines stay within twice the ways, except
+    // at stride 2 where groups of 2 fit the ways (their input reuse is closer to that of 4).
+    let four = g4 <= L1_WAYS || g4 <= g2 || (g4 <= ALIASED_LINES_OK && (S == 1 || g2 > L1_WAYS));
+    if four {
         // SAFETY: forwarded.
         unsafe { row_groups::<S, 4>(r) }
     } else {
