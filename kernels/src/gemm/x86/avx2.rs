@@ -38,6 +38,30 @@ const MR: usize = 6;
 /// Register tile columns (two ymm vectors).
 const NR: usize = 16;
 
+/// One step of depth `p` of a register tile, the step every loop below is made of: `NV` vectors
+/// of the B row `p` after `b`, then for each row `i` of `acc` the A element at `elem(i, p)`
+/// broadcast and `NV` FMAs into `acc[i]`. (A macro, not a function or closure, so the
+/// accumulators stay in registers.) The user guarantees, in its `SAFETY` comment, that
+/// `b + p * NR` is readable for `8 * NV` floats and `elem(i, p)` for every row `i` of `acc`.
+macro_rules! depth_step {
+    ($acc:ident, $nv:expr, $b:expr, $p:expr, |$i:ident, $pp:ident| $elem:expr) => {{
+        let p = $p;
+        let mut bv = [_mm256_setzero_ps(); $nv];
+        for (v, bv) in bv.iter_mut().enumerate() {
+            // SAFETY: B row `p` is readable for `NR >= 8 * NV` floats (the user's guarantee).
+            *bv = unsafe { _mm256_loadu_ps($b.add(p * NR + 8 * v)) };
+        }
+        for ($i, acc_row) in $acc.iter_mut().enumerate() {
+            let $pp = p;
+            // SAFETY: `elem(i, p)` is readable (the user's guarantee).
+            let av = unsafe { _mm256_broadcast_ss(&*$elem) };
+            for v in 0..$nv {
+                acc_row[v] = _mm256_fmadd_ps(av, bv[v], acc_row[v]);
+            }
+        }
+    }};
+}
+
 /// `gemm_f32_6x16_avx2`, the production GEMM micro-kernel on AVX2 + FMA3 CPUs.
 ///
 /// Blocking for Zen3 (L1d 32 KiB, L2 512 KiB per core), measured on MobileNet v1 shapes:
@@ -135,6 +159,9 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
 unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
     let (lda, ldc) = (t.lda, t.ldc);
     let ks = if KS > 0 { KS } else { t.k_seg };
+    // The same call with the segment depth as the compiler sees it (a constant when `KS > 0`; equal
+    // to `t.k_seg` by the contract), so `segment` below folds to constant offsets.
+    let t = &GemmTile { k_seg: ks, ..*t };
     let segments = t.k / ks;
     // SAFETY: `bias` holds NR = 16 floats.
     let bias = unsafe { [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))] };
@@ -156,40 +183,22 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
         }
         let (mut line, lines_end) = (j * share, (j + 1) * share);
         let mut acc = [bias; MR];
-        // Depth `p` of the segment at `sa` / `sb`.
-        macro_rules! step {
-            ($sa:ident, $sb:ident, $p:expr) => {{
-                let p = $p;
-                // SAFETY: depth `s * ks + p < k` of packed B: `k * NR` floats are readable.
-                let bv = unsafe {
-                    [
-                        _mm256_loadu_ps($sb.add(p * NR)),
-                        _mm256_loadu_ps($sb.add(p * NR + 8)),
-                    ]
-                };
-                for (i, row) in acc.iter_mut().enumerate() {
-                    // SAFETY: A element (row `i < 6` of this tile, depth `s * ks + p`) of the
-                    // contract (`GemmTile::a`): `sa + i * lda + p`.
-                    let av = unsafe { _mm256_broadcast_ss(&*$sa.add(i * lda + p)) };
-                    row[0] = _mm256_fmadd_ps(av, bv[0], row[0]);
-                    row[1] = _mm256_fmadd_ps(av, bv[1], row[1]);
-                }
-            }};
-        }
         for s in 0..segments {
-            let sa = a.wrapping_add(s * t.seg_stride);
-            let sb = t.b.wrapping_add(s * ks * NR);
+            // Segment `s` of this tile's rows: row `i` is `sa + i * lda` (`i < 6`), B after `sb`
+            // (`GemmTile::segment`, `s < k / k_seg`), so each step below reads A element
+            // `(i, s * k_seg + p)` and B row `s * k_seg + p`, both in bounds for `p < ks`.
+            let ([sa], sb) = t.segment([a], s, NR);
             for chunk in 0..ks / 8 {
                 if KS == 0 && line < lines_end {
                     _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(line * NR) as *const i8);
                     line += 1;
                 }
                 for q in 0..8 {
-                    step!(sa, sb, chunk * 8 + q);
+                    depth_step!(acc, 2, sb, chunk * 8 + q, |i, p| sa.add(i * lda + p));
                 }
             }
             for p in ks / 8 * 8..ks {
-                step!(sa, sb, p);
+                depth_step!(acc, 2, sb, p, |i, p| sa.add(i * lda + p));
             }
         }
         for (i, row) in acc.iter().enumerate() {
@@ -309,28 +318,13 @@ unsafe fn tile<const M: usize, const NV: usize, const CH: usize, const KS: usize
     }
 
     // The depth loop, segment by segment (one segment for a plain A), unrolled by 4; step `p`
-    // goes to chain `p % CH`. `step!(acc, a, b, p)` reads depth `p < k_seg` of the segment rows
-    // `a` (rows `< M`) and B row `p` after `b` (`NR` floats), both from `GemmTile::segment` and
-    // in bounds as it documents.
-    // (A macro rather than a closure over `&mut` chains, so every chain stays in registers.)
+    // goes to chain `p % CH`. `step!(acc, p)` is `depth_step!` over the segment's rows `sa` (rows
+    // `< M`) and B `sb`, both from `GemmTile::segment` and in bounds for `p < k_seg` as it
+    // documents.
     macro_rules! step {
-        ($acc:ident, $a:ident, $b:ident, $p:expr) => {{
-            let p = $p;
-            let mut bv = [_mm256_setzero_ps(); NV];
-            for (v, bv) in bv.iter_mut().enumerate() {
-                // SAFETY: `b` is a segment's B from `GemmTile::segment`, readable for
-                // `k_seg * NR` floats (its contract); `p < k_seg`, `8 * v + 8 <= NR`.
-                *bv = unsafe { _mm256_loadu_ps($b.add(p * NR + 8 * v)) };
-            }
-            for (row, &ai) in $acc.iter_mut().zip($a.iter()) {
-                // SAFETY: `ai` is row `i < m` of a segment from `GemmTile::segment`, readable
-                // for `k_seg` floats (its contract); `p < k_seg`.
-                let av = unsafe { _mm256_broadcast_ss(&*ai.add(p)) };
-                for v in 0..NV {
-                    row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
-                }
-            }
-        }};
+        ($acc:ident, $sa:ident, $sb:ident, $p:expr) => {
+            depth_step!($acc, NV, $sb, $p, |i, p| $sa[i].add(p))
+        };
     }
     // Chain 0 is `acc` (it holds the starting values); the others start from zero.
     let zero = [[_mm256_setzero_ps(); NV]; M];
