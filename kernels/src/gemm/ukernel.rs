@@ -92,8 +92,10 @@ impl GemmTile {
     ///
     /// Safe: it only forms pointers (`wrapping_add`). They are in bounds when the call's
     /// [`GemmUkernelFn`] contract holds, `nr` is the kernel's NR (the width of packed B),
-    /// `s < k / k_seg`, and `row_starts[i] == a + i * lda` for every `i` (so `M <= m`): then
-    /// `seg_a[i] + p` is A element `(i, s * k_seg + p)`, readable for `p < k_seg`, and
+    /// `s < k / k_seg`, and each `row_starts[i]` is the start `a + r * lda` of a row `r < m`:
+    /// then `seg_a[i] + p` is A element `(r, s * k_seg + p)`, readable for `p < k_seg` (and,
+    /// as every row moves alike, `seg_a[i] + d * lda + p` is element `(r + d, ..)` for
+    /// `r + d < m`: a kernel may pass one base row and step from it), and
     /// `seg_b + p * nr + j` is element `(s * k_seg + p, j)` of packed B, readable for `p < k_seg`
     /// and `j < nr`.
     #[inline(always)]
