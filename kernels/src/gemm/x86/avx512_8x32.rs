@@ -9,16 +9,44 @@
 //! The shape of BLIS' `skx` sgemm kernel (32 x 12, column-major C) and of oneDNN's AVX-512
 //! tiles.
 //!
-//! Measured on a Sapphire Rapids core (`report`-style single-layer timing, median % of the
-//! measured AVX-512 FMA peak, this kernel vs `gemm_f32_14x16_avx512`): 14x14x512 -> 512 91 vs 72,
-//! 28x28x256 -> 256 91 vs 73, 56x56x128 -> 128 84 vs 58, 7x7x1024 -> 1024 80 vs 66, 112x112x32 ->
-//! 64 62 vs 34. Twelve rows (24 accumulators) spilled accumulators to the stack; ten rows ran the
-//! K = 1024 layer at 58% (ten A rows 4 KiB apart share one L1 set). llvm-mca models this loop on
-//! Zen 4 at about two thirds of its FMA rate (there a `vbroadcastss zmm` from memory takes an FP
-//! pipe), where it models the 14 x 16 tile with embedded broadcasts at ~100%: so AMD CPUs keep
-//! the 14 x 16 tile.
+//! Loop structure. Full 8-row tiles of a call that covers a whole 32-column panel and is its
+//! GEMM's only KC block (K <= KC = 256: MobileNet's stem and pw01-pw06; pw07-pw13 have 2-4 KC
+//! blocks and keep the general tile) run in a lean loop (`full_tiles`), as the AVX2 tile does: one moving base pointer per operand
+//! (A and C rows at `base + i * ld`, no arrays of row pointers), the bias and clamp bounds held in
+//! registers across tiles, the clamp always applied (the identity with infinite bounds, NaN
+//! included), whole-vector stores, no per-tile branch on a flag. Depths 9 (a 3x3 convolution over
+//! RGB, per kernel row), 32 and 64 are compile-time constants there and fully unrolled; other
+//! depths run 8 steps per iteration (then 1 per iteration for `k_seg % 8`), and each tile
+//! prefetches (T1, into L2) its share of the next column panel of packed B, one 2-line B row per
+//! 8 steps, so the next call does not stream its B from L3/DRAM. Each tile also prefetches its C
+//! rows when it starts (3 lines per 128-byte row: an unaligned row touches 3). Everything else
+//! (the `m % 8` rows, `n < 32`, several KC blocks) goes through the general tile (`tile`: arrays
+//! of row pointers, flags tested per tile, masked loads and stores), full tiles out of line.
 //!
-//! Edge tiles use the same body instantiated for fewer rows (`M < 8`); columns `>= n` of C are
+//! Static counts of the release build (`--emit asm`; no zmm spills anywhere in `full_tiles`, no
+//! stack access in any of its depth loops; the C row pointers of a tile live on the stack between
+//! its prefetches and its stores): the general-depth loop is 225 instructions per 8 steps (128
+//! FMAs, 64 broadcasts, 16 B loads, 2 prefetches, 15 scalar), 1.76 instructions and 0.64 loads per
+//! FMA; the general tile's loop was 117 per 4 steps (1.83 per FMA). The K = 32 tile is 840
+//! instructions of depth steps (1.64 per FMA, 0.625 loads per FMA) and 967 with its set-up, clamp,
+//! stores and 24 C prefetches (1.89 per FMA, 0.71 loads per FMA).
+//!
+//! Modelled, not measured (`scripts/mca-avx512.sh`, llvm-mca 22): the general-depth loop at 73.0
+//! cycles per 128 FMAs on `skylake-avx512` (87.6% of the model's FMA peak; the general tile's loop
+//! 37.8 per 64, 84.7%) and 128.0 on `icelake-server` (100%, both; that model issues one 512-bit
+//! FMA per cycle). The Skylake model gives every zmm load and broadcast a second uop on ports
+//! 0/1/5, which is what keeps it under 100% there.
+//!
+//! Measured on a Sapphire Rapids core before the lean loop (`report`-style single-layer timing,
+//! median % of the measured AVX-512 FMA peak, this kernel vs `gemm_f32_14x16_avx512`): 14x14x512
+//! -> 512 91 vs 72, 28x28x256 -> 256 91 vs 73, 56x56x128 -> 128 84 vs 58, 7x7x1024 -> 1024 80 vs
+//! 66, 112x112x32 -> 64 62 vs 34. The lean loop has not been timed on Intel yet. Twelve rows (24
+//! accumulators) spilled accumulators to the stack; ten rows ran the K = 1024 layer at 58% (ten A
+//! rows 4 KiB apart share one L1 set). llvm-mca models this loop on Zen 4 at about two thirds of
+//! its FMA rate (there a `vbroadcastss zmm` from memory takes an FP pipe), where it models the
+//! 14 x 16 tile with embedded broadcasts at ~100%: so AMD CPUs keep the 14 x 16 tile.
+//!
+//! Edge tiles use the general body instantiated for fewer rows (`M < 8`); columns `>= n` of C are
 //! never read or written (two `__mmask16` lane masks). B and the bias are zero-padded to 32
 //! columns, so they are always read whole.
 
@@ -55,9 +83,9 @@ pub static GEMM_F32_8X32_AVX512: GemmKernel = GemmKernel {
 /// `m` rows (any count) of one 32-column panel of `C = act(A * B + bias)` for one KC block of
 /// depth `k`, in tiles of 8 rows.
 ///
-/// In a call that covers a whole 32-column panel and is its GEMM's only KC block (every
-/// MobileNet pointwise layer up to K = 256, and the stem), the full tiles run back to back in the
-/// lean loop [`full_tiles`]; otherwise each full tile is one out-of-line instance of [`tile`].
+/// In a call that covers a whole 32-column panel and is its GEMM's only KC block (K <= 256:
+/// MobileNet's stem and pw01-pw06), the full tiles run back to back in the
+/// lean loop `full_tiles`; otherwise each full tile is one out-of-line instance of `tile`.
 /// The rest (`m % 8` rows) is dispatched on its row count.
 ///
 /// # Safety
