@@ -3,13 +3,14 @@
 # too old), for CPUs this machine does not have: Skylake-SP, Ice Lake-SP and Zen 4.
 #
 # 1. Builds the kernels crate with `--features mca-markers --emit asm` (one codegen unit): the
-#    GEMM depth loop and the two depthwise interior loops carry `# LLVM-MCA-BEGIN/END <kernel>`
-#    comments around one iteration's body.
+#    GEMM depth loops (each GEMM kernel's lean loop at a general depth) and the two depthwise
+#    interior loops carry `# LLVM-MCA-BEGIN/END <kernel>` comments around one iteration's body.
 # 2. Cuts each whole loop out of the assembly: from the loop label just before BEGIN to the
 #    backward branch to that label after END, so the address updates and the branch that the
 #    compiler schedules outside the markers are counted too. It checks that the cut is one loop
 #    (one branch, back to its own head) and prints its FMA count (the unroll tells what to expect:
-#    GEMM 14 rows x 1 vector x 8 steps = 112; depthwise 4 outputs x 9 taps = 36).
+#    GEMM 14 rows x 1 vector x 8 steps = 112 and 8 rows x 2 vectors x 8 steps = 128; depthwise
+#    4 outputs x 9 taps = 36).
 # 3. Runs llvm-mca-22 on each loop per CPU and reports cycles per iteration, FMAs, loads (MayLoad
 #    instructions, FMAs with a memory operand included), loads per FMA, and the predicted FMA-port
 #    utilisation: sum of the FMAs' reciprocal throughputs (the model's FMA peak for that CPU) /

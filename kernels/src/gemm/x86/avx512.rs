@@ -13,6 +13,22 @@
 //! broadcasts); BLIS' 32x12 (column-major C) is the transposed idea. `scripts/mca-avx512.sh` models
 //! the loop with llvm-mca.
 //!
+//! Full 14-row tiles of a call that covers a whole 16-column panel and is its GEMM's only KC
+//! block (K <= KC = 256: MobileNet's stem and pw01-pw06) run in a lean loop (`full_tiles`), as
+//! in the AVX2 tile: one moving base pointer per operand, bias and clamp bounds held across
+//! tiles, the clamp always applied (identity with infinite bounds, NaN included), whole-vector
+//! stores, no per-tile branch on a flag, the C rows prefetched when a tile starts. Depth 9 (a
+//! 3x3 convolution over RGB, per kernel row) is a constant there, fully unrolled; other depths
+//! run 8 steps per loop iteration (32 and 64 too: spelled out completely, LLVM hoisted all their
+//! B loads to the top and spilled them), and in the general depth each tile prefetches (T1) its
+//! share of the next B panel, one line per 8 steps. Static counts (`--emit asm`, no zmm spills,
+//! no stack access in the depth loops): the general-depth loop is 142 instructions per 112 FMAs
+//! (the general tile's: 139); llvm-mca 22 models it at 60.6 cycles on `skylake-avx512` (92.5%;
+//! the general tile's 60.1, 93.2%) and at the FMA bound (112.0) on `icelake-server` and
+//! `znver4`. Not measured on hardware yet: whether the lean loop (tiles back to back in one
+//! function) keeps clear of the slowdown measured on Sapphire Rapids for an inlined loop over
+//! tiles (see `one_tile`; the K = 512 layers measured there have 2 KC blocks and do not take it).
+//!
 //! Edge tiles use the same body instantiated for fewer rows (`M < 14`, const generic: rows `>= m`
 //! of A and C are never touched); columns `>= n` of C are never read or written: C is loaded and
 //! stored through a `__mmask16` lane mask (`_mm512_maskz_loadu_ps` / `_mm512_mask_storeu_ps`, which
@@ -52,7 +68,9 @@ pub static GEMM_F32_14X16_AVX512: GemmKernel = GemmKernel {
 /// `m` rows (any count) of one 16-column panel of `C = act(A * B + bias)` for one KC block of
 /// depth `k`, in tiles of 14 rows.
 ///
-/// Walks the rows in tiles of 14 (the last one shorter), one out-of-line `one_tile` call each.
+/// In a call that covers a whole 16-column panel and is its GEMM's only KC block, the full
+/// tiles run back to back in the lean loop `full_tiles`; otherwise each tile (and the last,
+/// shorter one) is one out-of-line `one_tile` call.
 ///
 /// # Safety
 ///
@@ -61,10 +79,156 @@ pub static GEMM_F32_14X16_AVX512: GemmKernel = GemmKernel {
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm_f32_14x16_avx512(call: &GemmTile) {
     debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
-    for r0 in (0..call.m).step_by(MR) {
+    let full = call.m - call.m % MR;
+    let mut start = 0;
+    if call.n == NR && call.first_k_block && call.last_k_block && full > 0 {
+        // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows; rows
+        // `0 .. full <= m` are `full / 14` whole tiles, `n == 16`, and the call is the only KC
+        // block; each instance is called with `KS == 0` or `KS == call.k_seg`.
+        unsafe {
+            // The segment depth as a constant where it is small and common: a 3x3 convolution
+            // over RGB reads A in segments of 9 floats; MobileNet's first two pointwise layers
+            // have depths 32 and 64.
+            match call.k_seg {
+                RGB_SEGMENT => full_tiles::<RGB_SEGMENT>(call, full / MR),
+                32 => full_tiles::<32>(call, full / MR),
+                64 => full_tiles::<64>(call, full / MR),
+                _ => full_tiles::<0>(call, full / MR),
+            }
+        }
+        start = full;
+    }
+    for r0 in (start..call.m).step_by(MR) {
         // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows, of which
         // this tile is rows `r0 .. r0 + t.m`.
         unsafe { one_tile(&call.rows(r0, MR.min(call.m - r0))) };
+    }
+}
+
+/// Segment depth of the implicit GEMM of a 3x3 convolution over 3 input channels.
+const RGB_SEGMENT: usize = 9;
+
+/// `count` full 14 x 16 tiles (rows `0 .. 14 * count` of `t`) of a call that covers a whole
+/// panel and is its GEMM's only KC block, with the segment depth `KS` a constant (or 0: read
+/// from `t`).
+///
+/// The lean loop: A and C rows are addressed from one moving base pointer each (`a + i * lda`,
+/// no arrays of row pointers), B from the call's `b`; the bias and the clamp bounds stay in
+/// registers across tiles; the clamp is always applied (infinite bounds make it the identity,
+/// NaN included) and the stores are whole vectors (`n == 16`), so a tile has no branch on a flag.
+/// Depth steps are unrolled by 8, completely for a constant `KS`. In the general depth each
+/// tile also prefetches its share of the next column panel of packed B into L2.
+///
+/// # Safety
+///
+/// The `GemmUkernelFn` contract for `t` with `t.m >= 14 * count`, `t.n == 16`,
+/// `KS == 0 || t.k_seg == KS`, `t.first_k_block` and `t.last_k_block`; AVX-512F.
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
+    let (lda, ldc) = (t.lda, t.ldc);
+    let ks = if KS > 0 { KS } else { t.k_seg };
+    let segments = t.k / ks;
+    // SAFETY: `bias` holds NR = 16 floats (zero-padded).
+    let bias = unsafe { _mm512_loadu_ps(t.bias) };
+    let (vmin, vmax) = (_mm512_set1_ps(t.min), _mm512_set1_ps(t.max));
+    // The next column panel of packed B (its bias row, then `k` rows of 16 floats: one 64-byte
+    // line each) follows this one. Its `k + 1` lines are shared out among the tiles; each tile
+    // prefetches one of its lines into L2 per 8 depth steps, so the next call finds its B there.
+    // Once a tile's share is done it repeats its last line (an L2 hit; no branch in the depth
+    // loop). Past the last panel the addresses are harmless: prefetches never fault.
+    // Only in the general depth: at the constant depths (<= 64) a panel of B is at most 4 KiB.
+    let next = t.b.wrapping_add(t.k * NR);
+    let next_lines = t.k + 1;
+    let share = next_lines.div_ceil(count);
+    let (mut a, mut c) = (t.a, t.c);
+    for j in 0..count {
+        // Start fetching this tile of C (first and last column of each row: one or two lines),
+        // so its stores do not wait on the misses: pointwise outputs are usually larger than L2.
+        // Prefetches never fault.
+        for i in 0..MR {
+            let row = c.wrapping_add(i * ldc);
+            _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1) as *const i8);
+        }
+        let mut next_line = j * share;
+        let next_last = ((j + 1) * share).min(next_lines) - 1;
+        let mut acc = [bias; MR];
+        // `step!(sa, sb, p)`: depth `p < ks` of the segment whose A row 0 is at `sa` and whose
+        // packed B rows start at `sb`. `set1` of a loaded float with a single use folds into the
+        // FMA as an embedded broadcast.
+        macro_rules! step {
+            ($sa:ident, $sb:ident, $p:expr) => {{
+                let p = $p;
+                // SAFETY: row `s * ks + p < k` of packed B (`sb == t.b + s * ks * NR`,
+                // `s < k / ks`, `p < ks`): `k * NR` floats are readable.
+                let bv = unsafe { _mm512_loadu_ps($sb.add(p * NR)) };
+                for (i, y) in acc.iter_mut().enumerate() {
+                    // SAFETY: A element (row `14j + i < m`, depth `s * ks + p < k`) of the
+                    // contract (`GemmTile::a`): `sa + i * lda + p` with
+                    // `sa == t.a + 14j * lda + s * seg_stride`.
+                    let av = unsafe { *$sa.add(i * lda + p) };
+                    *y = _mm512_fmadd_ps(bv, _mm512_set1_ps(av), *y);
+                }
+            }};
+        }
+        for s in 0..segments {
+            let sa = a.wrapping_add(s * t.seg_stride);
+            let sb = t.b.wrapping_add(s * ks * NR);
+            // Depth steps `8c .. 8c + 8` of the segment (spelled out: LLVM leaves a loop of 8
+            // steps of 14 FMAs unrolled by only 2).
+            macro_rules! chunk {
+                ($c:expr) => {
+                    let c8 = $c * 8;
+                    step!(sa, sb, c8);
+                    step!(sa, sb, c8 + 1);
+                    step!(sa, sb, c8 + 2);
+                    step!(sa, sb, c8 + 3);
+                    step!(sa, sb, c8 + 4);
+                    step!(sa, sb, c8 + 5);
+                    step!(sa, sb, c8 + 6);
+                    step!(sa, sb, c8 + 7);
+                };
+            }
+            match KS {
+                // 9 steps: spelled out. (Depths 32 and 64 spelled out were scheduled with all
+                // their B loads hoisted to the top and spilled; they keep the 8-step loop.)
+                RGB_SEGMENT => {
+                    chunk!(0);
+                }
+                _ => {
+                    for c in 0..ks / 8 {
+                        // One iteration of the general depth loop, for llvm-mca
+                        // (scripts/mca-avx512.sh).
+                        #[cfg(feature = "mca-markers")]
+                        if KS == 0 {
+                            mca_marker!("BEGIN gemm_f32_14x16_avx512");
+                        }
+                        if KS == 0 {
+                            let l = next.wrapping_add(next_line.min(next_last) * NR);
+                            _mm_prefetch::<_MM_HINT_T1>(l as *const i8);
+                            next_line += 1;
+                        }
+                        chunk!(c);
+                        #[cfg(feature = "mca-markers")]
+                        if KS == 0 {
+                            mca_marker!("END gemm_f32_14x16_avx512");
+                        }
+                    }
+                }
+            }
+            for p in ks / 8 * 8..ks {
+                step!(sa, sb, p);
+            }
+        }
+        for (i, &y) in acc.iter().enumerate() {
+            // `y` second: a NaN stays NaN (see `tile`).
+            let y = _mm512_min_ps(vmax, _mm512_max_ps(vmin, y));
+            // SAFETY: row `14j + i < m` of C, columns `0 .. 16 == n`: writable by the contract.
+            unsafe { _mm512_storeu_ps(c.add(i * ldc), y) };
+        }
+        a = a.wrapping_add(MR * lda);
+        c = c.wrapping_add(MR * ldc);
     }
 }
 
@@ -170,12 +334,6 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
         let (sa, sb) = t.segment(a, s, NR);
         let mut p = 0;
         while p + 8 <= ks {
-            // The inner loop, for llvm-mca (scripts/mca-avx512.sh): one iteration of the full
-            // tile.
-            #[cfg(feature = "mca-markers")]
-            if M == MR {
-                mca_marker!("BEGIN gemm_f32_14x16_avx512");
-            }
             // Unrolled by 8: the few scalar address updates per iteration share ports with the
             // FMAs.
             match CH {
@@ -205,10 +363,6 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
                 }
             }
             p += 8;
-            #[cfg(feature = "mca-markers")]
-            if M == MR {
-                mca_marker!("END gemm_f32_14x16_avx512");
-            }
         }
         while p < ks {
             step!(acc, sa, sb, p);

@@ -9,16 +9,44 @@
 //! The shape of BLIS' `skx` sgemm kernel (32 x 12, column-major C) and of oneDNN's AVX-512
 //! tiles.
 //!
-//! Measured on a Sapphire Rapids core (`report`-style single-layer timing, median % of the
-//! measured AVX-512 FMA peak, this kernel vs `gemm_f32_14x16_avx512`): 14x14x512 -> 512 91 vs 72,
-//! 28x28x256 -> 256 91 vs 73, 56x56x128 -> 128 84 vs 58, 7x7x1024 -> 1024 80 vs 66, 112x112x32 ->
-//! 64 62 vs 34. Twelve rows (24 accumulators) spilled accumulators to the stack; ten rows ran the
-//! K = 1024 layer at 58% (ten A rows 4 KiB apart share one L1 set). llvm-mca models this loop on
-//! Zen 4 at about two thirds of its FMA rate (there a `vbroadcastss zmm` from memory takes an FP
-//! pipe), where it models the 14 x 16 tile with embedded broadcasts at ~100%: so AMD CPUs keep
-//! the 14 x 16 tile.
+//! Loop structure. Full 8-row tiles of a call that covers a whole 32-column panel and is its
+//! GEMM's only KC block (K <= KC = 256: MobileNet's stem and pw01-pw06; pw07-pw13 have 2-4 KC
+//! blocks and keep the general tile) run in a lean loop (`full_tiles`), as the AVX2 tile does: one moving base pointer per operand
+//! (A and C rows at `base + i * ld`, no arrays of row pointers), the bias and clamp bounds held in
+//! registers across tiles, the clamp always applied (the identity with infinite bounds, NaN
+//! included), whole-vector stores, no per-tile branch on a flag. Depths 9 (a 3x3 convolution over
+//! RGB, per kernel row), 32 and 64 are compile-time constants there and fully unrolled; other
+//! depths run 8 steps per iteration (then 1 per iteration for `k_seg % 8`), and each tile
+//! prefetches (T1, into L2) its share of the next column panel of packed B, one 2-line B row per
+//! 8 steps, so the next call does not stream its B from L3/DRAM. Each tile also prefetches its C
+//! rows when it starts (3 lines per 128-byte row: an unaligned row touches 3). Everything else
+//! (the `m % 8` rows, `n < 32`, several KC blocks) goes through the general tile (`tile`: arrays
+//! of row pointers, flags tested per tile, masked loads and stores), full tiles out of line.
 //!
-//! Edge tiles use the same body instantiated for fewer rows (`M < 8`); columns `>= n` of C are
+//! Static counts of the release build (`--emit asm`; no zmm spills anywhere in `full_tiles`, no
+//! stack access in any of its depth loops; the C row pointers of a tile live on the stack between
+//! its prefetches and its stores): the general-depth loop is 225 instructions per 8 steps (128
+//! FMAs, 64 broadcasts, 16 B loads, 2 prefetches, 15 scalar), 1.76 instructions and 0.64 loads per
+//! FMA; the general tile's loop was 117 per 4 steps (1.83 per FMA). The K = 32 tile is 840
+//! instructions of depth steps (1.64 per FMA, 0.625 loads per FMA) and 967 with its set-up, clamp,
+//! stores and 24 C prefetches (1.89 per FMA, 0.71 loads per FMA).
+//!
+//! Modelled, not measured (`scripts/mca-avx512.sh`, llvm-mca 22): the general-depth loop at 73.0
+//! cycles per 128 FMAs on `skylake-avx512` (87.6% of the model's FMA peak; the general tile's loop
+//! 37.8 per 64, 84.7%) and 128.0 on `icelake-server` (100%, both; that model issues one 512-bit
+//! FMA per cycle). The Skylake model gives every zmm load and broadcast a second uop on ports
+//! 0/1/5, which is what keeps it under 100% there.
+//!
+//! Measured on a Sapphire Rapids core before the lean loop (`report`-style single-layer timing,
+//! median % of the measured AVX-512 FMA peak, this kernel vs `gemm_f32_14x16_avx512`): 14x14x512
+//! -> 512 91 vs 72, 28x28x256 -> 256 91 vs 73, 56x56x128 -> 128 84 vs 58, 7x7x1024 -> 1024 80 vs
+//! 66, 112x112x32 -> 64 62 vs 34. The lean loop has not been timed on Intel yet. Twelve rows (24
+//! accumulators) spilled accumulators to the stack; ten rows ran the K = 1024 layer at 58% (ten A
+//! rows 4 KiB apart share one L1 set). llvm-mca models this loop on Zen 4 at about two thirds of
+//! its FMA rate (there a `vbroadcastss zmm` from memory takes an FP pipe), where it models the
+//! 14 x 16 tile with embedded broadcasts at ~100%: so AMD CPUs keep the 14 x 16 tile.
+//!
+//! Edge tiles use the general body instantiated for fewer rows (`M < 8`); columns `>= n` of C are
 //! never read or written (two `__mmask16` lane masks). B and the bias are zero-padded to 32
 //! columns, so they are always read whole.
 
@@ -53,8 +81,12 @@ pub static GEMM_F32_8X32_AVX512: GemmKernel = GemmKernel {
 };
 
 /// `m` rows (any count) of one 32-column panel of `C = act(A * B + bias)` for one KC block of
-/// depth `k`, in tiles of 8 rows: full tiles through one out-of-line instance, the rest
-/// dispatched on its row count.
+/// depth `k`, in tiles of 8 rows.
+///
+/// In a call that covers a whole 32-column panel and is its GEMM's only KC block (K <= 256:
+/// MobileNet's stem and pw01-pw06), the full tiles run back to back in the
+/// lean loop `full_tiles`; otherwise each full tile is one out-of-line instance of `tile`.
+/// The rest (`m % 8` rows) is dispatched on its row count.
 ///
 /// # Safety
 ///
@@ -63,7 +95,26 @@ pub static GEMM_F32_8X32_AVX512: GemmKernel = GemmKernel {
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm_f32_8x32_avx512(call: &GemmTile) {
     debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
-    for r0 in (0..call.m).step_by(MR) {
+    let full = call.m - call.m % MR;
+    let mut start = 0;
+    if call.n == NR && call.first_k_block && call.last_k_block && full > 0 {
+        // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows; rows
+        // `0 .. full <= m` are `full / 8` whole tiles, `n == 32`, and the call is the only KC
+        // block; each instance is called with `KS == 0` or `KS == call.k_seg`.
+        unsafe {
+            // The segment depth as a constant where it is small and common: a 3x3 convolution
+            // over RGB reads A in segments of 9 floats; MobileNet's first two pointwise layers
+            // have depths 32 and 64.
+            match call.k_seg {
+                RGB_SEGMENT => full_tiles::<RGB_SEGMENT>(call, full / MR),
+                32 => full_tiles::<32>(call, full / MR),
+                64 => full_tiles::<64>(call, full / MR),
+                _ => full_tiles::<0>(call, full / MR),
+            }
+        }
+        start = full;
+    }
+    for r0 in (start..call.m).step_by(MR) {
         let t = call.rows(r0, MR.min(call.m - r0));
         // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows, of which
         // this tile is rows `r0 .. r0 + t.m`, and each instance touches only rows `< t.m`.
@@ -80,6 +131,152 @@ pub unsafe fn gemm_f32_8x32_avx512(call: &GemmTile) {
                 _ => tile::<1, 2>(&t),
             }
         }
+    }
+}
+
+/// Segment depth of the implicit GEMM of a 3x3 convolution over 3 input channels.
+const RGB_SEGMENT: usize = 9;
+
+/// `count` full 8 x 32 tiles (rows `0 .. 8 * count` of `t`) of a call that covers a whole panel
+/// and is its GEMM's only KC block, with the segment depth `KS` a constant (or 0: read from `t`).
+///
+/// The lean loop: A and C rows are addressed from one moving base pointer each (`a + i * lda`,
+/// no arrays of row pointers), B from the call's `b`; the bias and the clamp bounds stay in
+/// registers across tiles; the clamp is always applied (infinite bounds make it the identity,
+/// NaN included) and the stores are whole vectors (`n == 32`), so a tile has no branch on a flag.
+/// Depth steps are unrolled by 8, completely for a constant `KS`. In the general depth each
+/// tile also prefetches its share of the next column panel of packed B into L2.
+///
+/// # Safety
+///
+/// The `GemmUkernelFn` contract for `t` with `t.m >= 8 * count`, `t.n == 32`,
+/// `KS == 0 || t.k_seg == KS`, `t.first_k_block` and `t.last_k_block`; AVX-512F.
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
+    let (lda, ldc) = (t.lda, t.ldc);
+    let ks = if KS > 0 { KS } else { t.k_seg };
+    let segments = t.k / ks;
+    // SAFETY: `bias` holds NR = 32 floats (zero-padded).
+    let (b0, b1) = unsafe { (_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))) };
+    let (vmin, vmax) = (_mm512_set1_ps(t.min), _mm512_set1_ps(t.max));
+    // The next column panel of packed B (its bias row, then `k` rows of 32 floats: two 64-byte
+    // lines each) follows this one. Its `k + 1` rows are shared out among the tiles; each tile
+    // prefetches one row (both lines) into L2 per 8 depth steps, so the next call finds its B
+    // there. Once a tile's share is done it repeats its last row (an L2 hit; no branch in the
+    // depth loop). Past the last panel the addresses are harmless: prefetches never fault.
+    // Only in the general depth: at the constant depths (<= 64) a panel of B is at most 8 KiB.
+    let next = t.b.wrapping_add(t.k * NR);
+    let next_rows = t.k + 1;
+    let share = next_rows.div_ceil(count);
+    let (mut a, mut c) = (t.a, t.c);
+    for j in 0..count {
+        // Start fetching this tile of C (each 128-byte row touches up to 3 lines when it is not
+        // 64-byte aligned), so its stores do not wait on the misses: pointwise outputs are
+        // usually larger than L2. Prefetches never fault.
+        for i in 0..MR {
+            let row = c.wrapping_add(i * ldc);
+            _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(16) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1) as *const i8);
+        }
+        let mut next_row = j * share;
+        let next_last = ((j + 1) * share).min(next_rows) - 1;
+        // Two arrays (not one `[[__m512; 2]; 8]`, which is copied with memcpy and kept in memory).
+        let mut lo = [b0; MR];
+        let mut hi = [b1; MR];
+        // `step!(sa, sb, p)`: depth `p < ks` of the segment whose A row 0 is at `sa` and whose
+        // packed B rows start at `sb`.
+        macro_rules! step {
+            ($sa:ident, $sb:ident, $p:expr) => {{
+                let p = $p;
+                // SAFETY: row `s * ks + p < k` of packed B (`sb == t.b + s * ks * NR`,
+                // `s < k / ks`, `p < ks`): `k * NR` floats are readable.
+                let (v0, v1) = unsafe {
+                    (
+                        _mm512_loadu_ps($sb.add(p * NR)),
+                        _mm512_loadu_ps($sb.add(p * NR + 16)),
+                    )
+                };
+                for i in 0..MR {
+                    // A broadcast from memory (`vbroadcastss zmm, m32`: a load-port uop), not
+                    // from a register (a port-5 shuffle, the port of the second FMA unit).
+                    // SAFETY: A element (row `8j + i < m`, depth `s * ks + p < k`) of the
+                    // contract (`GemmTile::a`): `sa + i * lda + p` with
+                    // `sa == t.a + 8j * lda + s * seg_stride`.
+                    let av = unsafe { _mm512_broadcastss_ps(_mm_load_ss($sa.add(i * lda + p))) };
+                    lo[i] = _mm512_fmadd_ps(v0, av, lo[i]);
+                    hi[i] = _mm512_fmadd_ps(v1, av, hi[i]);
+                }
+            }};
+        }
+        for s in 0..segments {
+            let sa = a.wrapping_add(s * t.seg_stride);
+            let sb = t.b.wrapping_add(s * ks * NR);
+            // Depth steps `8c .. 8c + 8` of the segment.
+            macro_rules! chunk {
+                ($c:expr) => {
+                    for q in 0..8 {
+                        step!(sa, sb, $c * 8 + q);
+                    }
+                };
+            }
+            match KS {
+                // Spelled out: LLVM does not unroll a loop of 4 or 8 chunks of this size itself.
+                32 => {
+                    chunk!(0);
+                    chunk!(1);
+                    chunk!(2);
+                    chunk!(3);
+                }
+                64 => {
+                    chunk!(0);
+                    chunk!(1);
+                    chunk!(2);
+                    chunk!(3);
+                    chunk!(4);
+                    chunk!(5);
+                    chunk!(6);
+                    chunk!(7);
+                }
+                _ => {
+                    for c in 0..ks / 8 {
+                        // One iteration of the general depth loop, for llvm-mca
+                        // (scripts/mca-avx512.sh).
+                        #[cfg(feature = "mca-markers")]
+                        if KS == 0 {
+                            mca_marker!("BEGIN gemm_f32_8x32_avx512");
+                        }
+                        if KS == 0 {
+                            let r = next.wrapping_add(next_row.min(next_last) * NR);
+                            _mm_prefetch::<_MM_HINT_T1>(r as *const i8);
+                            _mm_prefetch::<_MM_HINT_T1>(r.wrapping_add(16) as *const i8);
+                            next_row += 1;
+                        }
+                        chunk!(c);
+                        #[cfg(feature = "mca-markers")]
+                        if KS == 0 {
+                            mca_marker!("END gemm_f32_8x32_avx512");
+                        }
+                    }
+                }
+            }
+            for p in ks / 8 * 8..ks {
+                step!(sa, sb, p);
+            }
+        }
+        for i in 0..MR {
+            // `y` second: a NaN stays NaN (see `tile`).
+            let y0 = _mm512_min_ps(vmax, _mm512_max_ps(vmin, lo[i]));
+            let y1 = _mm512_min_ps(vmax, _mm512_max_ps(vmin, hi[i]));
+            // SAFETY: row `8j + i < m` of C, columns `0 .. 32 == n`: writable by the contract.
+            unsafe {
+                _mm512_storeu_ps(c.add(i * ldc), y0);
+                _mm512_storeu_ps(c.add(i * ldc + 16), y1);
+            }
+        }
+        a = a.wrapping_add(MR * lda);
+        c = c.wrapping_add(MR * ldc);
     }
 }
 
@@ -179,12 +376,6 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
         let (sa, sb) = t.segment(a, s, NR);
         let mut p = 0;
         while p + 4 <= ks {
-            // The inner loop, for llvm-mca (scripts/mca-avx512.sh): one iteration of the full
-            // tile.
-            #[cfg(feature = "mca-markers")]
-            if M == MR {
-                mca_marker!("BEGIN gemm_f32_8x32_avx512");
-            }
             if CH == 1 {
                 step!(lo, hi, sa, sb, p);
                 step!(lo, hi, sa, sb, p + 1);
@@ -197,10 +388,6 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
                 step!(lo1, hi1, sa, sb, p + 3);
             }
             p += 4;
-            #[cfg(feature = "mca-markers")]
-            if M == MR {
-                mca_marker!("END gemm_f32_8x32_avx512");
-            }
         }
         while p < ks {
             step!(lo, hi, sa, sb, p);
