@@ -10,9 +10,8 @@
 //! tiles.
 //!
 //! Loop structure. Full 8-row tiles of a call that covers a whole 32-column panel and is its
-//! GEMM's only KC block (K <= KC = 256: MobileNet's stem and pw01-pw06; pw07-pw13 have 2-4 KC
-//! blocks and keep the general tile) run in a lean loop (`full_tiles`), as the AVX2 tile does: one moving base pointer per operand
-//! (A and C rows at `base + i * ld`, no arrays of row pointers), the bias and clamp bounds held in
+//! GEMM's only KC block (K <= KC = 1024: every MobileNet v1 layer) run in a lean loop
+//! (`full_tiles`), as the AVX2 tile does: one moving base pointer per operand (A and C rows at `base + i * ld`, no arrays of row pointers), the bias and clamp bounds held in
 //! registers across tiles, the clamp always applied (the identity with infinite bounds, NaN
 //! included), whole-vector stores, no per-tile branch on a flag. Depths 9 (a 3x3 convolution over
 //! RGB, per kernel row), 32 and 64 are compile-time constants there and fully unrolled; other
@@ -40,7 +39,7 @@
 //! Measured on a Sapphire Rapids core before the lean loop (`report`-style single-layer timing,
 //! median % of the measured AVX-512 FMA peak, this kernel vs `gemm_f32_14x16_avx512`): 14x14x512
 //! -> 512 91 vs 72, 28x28x256 -> 256 91 vs 73, 56x56x128 -> 128 84 vs 58, 7x7x1024 -> 1024 80 vs
-//! 66, 112x112x32 -> 64 62 vs 34. The lean loop has not been timed on Intel yet. Twelve rows (24
+//! 66, 112x112x32 -> 64 62 vs 34. Twelve rows (24
 //! accumulators) spilled accumulators to the stack; ten rows ran the K = 1024 layer at 58% (ten A
 //! rows 4 KiB apart share one L1 set). llvm-mca models this loop on Zen 4 at about two thirds of
 //! its FMA rate (there a `vbroadcastss zmm` from memory takes an FP pipe), where it models the
@@ -62,19 +61,26 @@ const NR: usize = 32;
 
 /// `gemm_f32_8x32_avx512`.
 ///
-/// Blocking for Intel server cores (L1d 48 KiB, L2 2 MiB on Ice Lake-SP / Sapphire Rapids): a
-/// `KC x 32` sliver of B is `KC * 128` bytes (32 KiB at KC = 256) and stays in L1 next to the
-/// lines of the 8 A rows; the `MC x KC` block of A (320 KiB) stays in L2. On Sapphire Rapids
-/// KC = 256 beat 128, 192 and 384 on the K = 512 layers (91% against 86-88%) and tied on the
-/// others.
+/// Blocking for Intel server cores (L1d 48 KiB, L2 2 MiB on Ice Lake-SP / Sapphire Rapids /
+/// Emerald Rapids): KC = 1024 covers every MobileNet depth in one block, so every layer takes the
+/// lean loop and C is written once; the `KC x 32` sliver of B (up to 128 KiB) streams from L2,
+/// and the `MC x KC` block of A (MC = 160: up to 640 KiB) stays in L2 beside it. Measured on one
+/// Emerald Rapids core (the device machine; `mobilenet` and `report` runs alternating builds, %
+/// of the AVX-512 FMA peak of the same run): with the lean loop, KC = 1024 against 256 took
+/// pw07-pw11 inside the whole network from 81 to 93% and MobileNet v1 1.0-224 from 8.9-9.5 to
+/// 7.7-7.8 ms median; against the build before the lean loop (KC = 256, MC = 320), layers alone
+/// (median / best): pw01 70-73 / 76 -> 83 / 90-91, pw12 86 / 89-91 -> 88-90 / 92-93, pw13 81 /
+/// 83-86 -> 88-89 / 92-93, pw04-pw11 level (92-96 median). MC = 160 and 320 ran within noise of
+/// each other (network 7.75-7.93 against 7.86-8.03 ms). With the old general tile, KC = 256 had
+/// beaten 128, 192 and 384 on Sapphire Rapids.
 pub static GEMM_F32_8X32_AVX512: GemmKernel = GemmKernel {
     name: "gemm_f32_8x32_avx512",
     isa: Isa::Avx512,
     mr: MR,
     nr: NR,
     blocking: Blocking {
-        mc: 320,
-        kc: 256,
+        mc: 160,
+        kc: 1024,
         nc: 4096,
     },
     func: gemm_f32_8x32_avx512,
@@ -83,9 +89,8 @@ pub static GEMM_F32_8X32_AVX512: GemmKernel = GemmKernel {
 /// `m` rows (any count) of one 32-column panel of `C = act(A * B + bias)` for one KC block of
 /// depth `k`, in tiles of 8 rows.
 ///
-/// In a call that covers a whole 32-column panel and is its GEMM's only KC block (K <= 256:
-/// MobileNet's stem and pw01-pw06), the full tiles run back to back in the
-/// lean loop `full_tiles`; otherwise each full tile is one out-of-line instance of `tile`.
+/// In a call that covers a whole 32-column panel and is its GEMM's only KC block (K <= 1024:
+/// every MobileNet v1 layer), the full tiles run back to back in the lean loop `full_tiles`; otherwise each full tile is one out-of-line instance of `tile`.
 /// The rest (`m % 8` rows) is dispatched on its row count.
 ///
 /// # Safety
