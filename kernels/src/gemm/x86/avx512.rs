@@ -45,6 +45,26 @@ const MR: usize = 14;
 /// Register tile columns (one zmm vector).
 const NR: usize = 16;
 
+/// One step of depth `p` of the register tile, the step both loops below are made of: the B row
+/// `p` after `b` (one vector), then for each row `i` of `acc` the A element at `elem(i, p)`,
+/// broadcast (an embedded broadcast of the FMA's memory operand), and one FMA. (A macro, not a
+/// function or closure, so the accumulators stay in registers.) The user guarantees, in its
+/// `SAFETY` comment, that `b + p * NR` is readable for `NR` floats and `elem(i, p)` for every
+/// row `i`.
+macro_rules! depth_step {
+    ($acc:ident, $b:expr, $p:expr, |$i:ident, $pp:ident| $elem:expr) => {{
+        let p = $p;
+        // SAFETY: B row `p` is readable for `NR` floats (the user's guarantee).
+        let bv = unsafe { _mm512_loadu_ps($b.add(p * NR)) };
+        for ($i, y) in $acc.iter_mut().enumerate() {
+            let $pp = p;
+            // SAFETY: `elem(i, p)` is readable (the user's guarantee).
+            let av = unsafe { *$elem };
+            *y = _mm512_fmadd_ps(bv, _mm512_set1_ps(av), *y);
+        }
+    }};
+}
+
 /// `gemm_f32_14x16_avx512`, the production GEMM micro-kernel on AMD AVX-512F CPUs (Zen 4; Intel
 /// cores use `gemm_f32_8x32_avx512`, see `dispatch.rs`).
 ///
@@ -160,20 +180,14 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
         // `step!(sa, sb, p)`: depth `p < ks` of the segment whose A row 0 is at `sa` and whose
         // packed B rows start at `sb`. `set1` of a loaded float with a single use folds into the
         // FMA as an embedded broadcast.
+        // Depth `p < ks` of the segment at `sa` / `sb`: B row `s * ks + p < k` (`sb == t.b + s *
+        // ks * NR`, `s < k / ks`, `p < ks`; `k * NR` floats are readable) and A elements (row
+        // `14j + i < m`, depth `s * ks + p < k`) of the contract (`GemmTile::a`): `sa + i * lda +
+        // p` with `sa == t.a + 14j * lda + s * seg_stride`.
         macro_rules! step {
-            ($sa:ident, $sb:ident, $p:expr) => {{
-                let p = $p;
-                // SAFETY: row `s * ks + p < k` of packed B (`sb == t.b + s * ks * NR`,
-                // `s < k / ks`, `p < ks`): `k * NR` floats are readable.
-                let bv = unsafe { _mm512_loadu_ps($sb.add(p * NR)) };
-                for (i, y) in acc.iter_mut().enumerate() {
-                    // SAFETY: A element (row `14j + i < m`, depth `s * ks + p < k`) of the
-                    // contract (`GemmTile::a`): `sa + i * lda + p` with
-                    // `sa == t.a + 14j * lda + s * seg_stride`.
-                    let av = unsafe { *$sa.add(i * lda + p) };
-                    *y = _mm512_fmadd_ps(bv, _mm512_set1_ps(av), *y);
-                }
-            }};
+            ($sa:ident, $sb:ident, $p:expr) => {
+                depth_step!(acc, $sb, $p, |i, p| $sa.add(i * lda + p))
+            };
         }
         for s in 0..segments {
             let sa = a.wrapping_add(s * t.seg_stride);
@@ -315,17 +329,12 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
     // `set1` of a loaded float with a single use folds into the FMA as an embedded broadcast.
     // (A macro rather than a closure over `&mut` chains, so every chain stays in registers.)
     macro_rules! step {
-        ($acc:ident, $a:ident, $b:ident, $p:expr) => {{
-            let p = $p;
-            // SAFETY: `b` is a segment's B from `GemmTile::segment`, readable for `k_seg * NR`
-            // floats (its contract); `p < k_seg`.
-            let bv = unsafe { _mm512_loadu_ps($b.add(p * NR)) };
-            for (y, &ai) in $acc.iter_mut().zip($a.iter()) {
-                // SAFETY: `ai` is row `i < m` of a segment from `GemmTile::segment`, readable
-                // for `k_seg` floats (its contract); `p < k_seg`.
-                *y = _mm512_fmadd_ps(bv, _mm512_set1_ps(unsafe { *ai.add(p) }), *y);
-            }
-        }};
+        ($acc:ident, $a:ident, $b:ident, $p:expr) => {
+            // `b` is a segment's B from `GemmTile::segment`, readable for `k_seg * NR` floats,
+            // and `a[i]` row `i < m` of that segment, readable for `k_seg` floats (its
+            // contract); `p < k_seg`.
+            depth_step!($acc, $b, $p, |i, p| $a[i].add(p))
+        };
     }
     // Chain 0 is `acc` (it holds the starting values); the others start from zero.
     let zero = [_mm512_setzero_ps(); M];

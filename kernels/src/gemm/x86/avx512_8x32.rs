@@ -59,6 +59,33 @@ const MR: usize = 8;
 /// Register tile columns (two zmm vectors).
 const NR: usize = 32;
 
+/// One step of depth `p` of the register tile, the step both loops below are made of: the two
+/// vectors of the B row `p` after `b`, then for each row `i` of `lo` / `hi` the A element at
+/// `elem(i, p)` broadcast and two FMAs. The broadcast is from memory (`vbroadcastss zmm, m32`: a
+/// load-port uop), not from a register (a port-5 shuffle, the port the second FMA unit shares).
+/// (A macro, not a function or closure, so the accumulators stay in registers.) The user
+/// guarantees, in its `SAFETY` comment, that `b + p * NR` is readable for `NR` floats and
+/// `elem(i, p)` for every row `i`.
+macro_rules! depth_step {
+    ($lo:ident, $hi:ident, $b:expr, $p:expr, |$i:ident, $pp:ident| $elem:expr) => {{
+        let p = $p;
+        // SAFETY: B row `p` is readable for `NR` floats (the user's guarantee).
+        let (b0, b1) = unsafe {
+            (
+                _mm512_loadu_ps($b.add(p * NR)),
+                _mm512_loadu_ps($b.add(p * NR + 16)),
+            )
+        };
+        for $i in 0..$lo.len() {
+            let $pp = p;
+            // SAFETY: `elem(i, p)` is readable (the user's guarantee).
+            let av = unsafe { _mm512_broadcastss_ps(_mm_load_ss($elem)) };
+            $lo[$i] = _mm512_fmadd_ps(b0, av, $lo[$i]);
+            $hi[$i] = _mm512_fmadd_ps(b1, av, $hi[$i]);
+        }
+    }};
+}
+
 /// `gemm_f32_8x32_avx512`.
 ///
 /// Blocking for Intel server cores (L1d 48 KiB, L2 2 MiB on Ice Lake-SP / Sapphire Rapids /
@@ -191,29 +218,14 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
         let mut lo = [b0; MR];
         let mut hi = [b1; MR];
         // `step!(sa, sb, p)`: depth `p < ks` of the segment whose A row 0 is at `sa` and whose
-        // packed B rows start at `sb`.
+        // packed B rows start at `sb`: B row `s * ks + p < k` (`sb == t.b + s * ks * NR`,
+        // `s < k / ks`, `p < ks`; `k * NR` floats are readable) and A elements (row `8j + i < m`,
+        // depth `s * ks + p < k`) of the contract (`GemmTile::a`): `sa + i * lda + p` with
+        // `sa == t.a + 8j * lda + s * seg_stride`.
         macro_rules! step {
-            ($sa:ident, $sb:ident, $p:expr) => {{
-                let p = $p;
-                // SAFETY: row `s * ks + p < k` of packed B (`sb == t.b + s * ks * NR`,
-                // `s < k / ks`, `p < ks`): `k * NR` floats are readable.
-                let (v0, v1) = unsafe {
-                    (
-                        _mm512_loadu_ps($sb.add(p * NR)),
-                        _mm512_loadu_ps($sb.add(p * NR + 16)),
-                    )
-                };
-                for i in 0..MR {
-                    // A broadcast from memory (`vbroadcastss zmm, m32`: a load-port uop), not
-                    // from a register (a port-5 shuffle, the port of the second FMA unit).
-                    // SAFETY: A element (row `8j + i < m`, depth `s * ks + p < k`) of the
-                    // contract (`GemmTile::a`): `sa + i * lda + p` with
-                    // `sa == t.a + 8j * lda + s * seg_stride`.
-                    let av = unsafe { _mm512_broadcastss_ps(_mm_load_ss($sa.add(i * lda + p))) };
-                    lo[i] = _mm512_fmadd_ps(v0, av, lo[i]);
-                    hi[i] = _mm512_fmadd_ps(v1, av, hi[i]);
-                }
-            }};
+            ($sa:ident, $sb:ident, $p:expr) => {
+                depth_step!(lo, hi, $sb, $p, |i, p| $sa.add(i * lda + p))
+            };
         }
         for s in 0..segments {
             let sa = a.wrapping_add(s * t.seg_stride);
@@ -350,26 +362,11 @@ unsafe fn tile<const M: usize, const CH: usize>(t: &GemmTile) {
     // `step!(lo, hi, a, b, p)`: depth `p < k_seg` of the segment rows `a` (rows `< M`) and B row
     // `p` after `b` (`NR` floats), both in bounds by the contract.
     macro_rules! step {
-        ($lo:ident, $hi:ident, $a:ident, $b:ident, $p:expr) => {{
-            let p = $p;
-            // SAFETY: `b` is row `p < k_seg` of this segment's packed B, `NR` floats
-            // (`GemmTile::segment`).
-            let (b0, b1) = unsafe {
-                (
-                    _mm512_loadu_ps($b.add(p * NR)),
-                    _mm512_loadu_ps($b.add(p * NR + 16)),
-                )
-            };
-            for i in 0..M {
-                // A broadcast from memory (`vbroadcastss zmm, m32`: a load-port uop), not from a
-                // register (a port-5 shuffle, which shares the port with the second FMA unit).
-                // SAFETY: row `i < M == m` of the segment is readable for `k_seg` floats and
-                // `p < k_seg` (`GemmTile::segment`).
-                let av = unsafe { _mm512_broadcastss_ps(_mm_load_ss($a[i].add(p))) };
-                $lo[i] = _mm512_fmadd_ps(b0, av, $lo[i]);
-                $hi[i] = _mm512_fmadd_ps(b1, av, $hi[i]);
-            }
-        }};
+        ($lo:ident, $hi:ident, $a:ident, $b:ident, $p:expr) => {
+            // `b` is row `p < k_seg` of this segment's packed B (`NR` floats) and `a[i]` row
+            // `i < M == m` of the segment, readable for `k_seg` floats (`GemmTile::segment`).
+            depth_step!($lo, $hi, $b, $p, |i, p| $a[i].add(p))
+        };
     }
     let mut lo1 = [_mm512_setzero_ps(); M];
     let mut hi1 = [_mm512_setzero_ps(); M];
