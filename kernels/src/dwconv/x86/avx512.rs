@@ -137,7 +137,12 @@ macro_rules! each_tile {
     }};
 }
 
-/// One row: picks the group size, then [`row_groups`].
+/// One row: picks the group size, then [`row_groups`]: groups of 2 once a group of 4 puts more
+/// lines into one L1 set than it has ways (8), unlike the AVX2 kernel, which keeps groups of 4 up
+/// to twice that. Measured on one Emerald Rapids core (`report dwconv3x3/avx512`, builds
+/// alternating, median % of peak): the AVX2 rule took dw07-dw11 (14x14x512, stride 1) from 40-41
+/// to 31-32 and dw05/dw06 from 45-53 / 33 to 32-39 / 24-25; groups of 4 everywhere 30-39 on
+/// dw07-dw11. So this rule stays (`reports/2026-11-26_emr-avx512/run4-dw-groups/`).
 ///
 /// # Safety
 ///
