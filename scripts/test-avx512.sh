@@ -16,9 +16,9 @@
 # Left out, for time: the portable and avx2 tests (they run natively in CI), the lib unit tests,
 # doctests and benches, and large proptest case counts (native runs use 300-1500 per op).
 #
-# Runtime on the 2-core Zen3 (shared): about 7 min of emulation (ops_vs_reference about 5.5 min,
-# most of it gemm_tile_edges; api_errors, dispatch_env and avx512_kernels about 30 s each, mostly
-# boot), plus the build (about 40 s incremental, about 2 min from a warm registry).
+# Runtime on the 2-core Zen3 (shared): about 10 min of emulation (ops_vs_reference about 8 min,
+# most of it gemm_tile_edges, whose depths follow the 8x32 tile's KC = 1024; api_errors,
+# dispatch_env and avx512_kernels 15-40 s each, mostly boot), plus the build (about 40 s incremental, about 2 min from a warm registry).
 #
 #   scripts/test-avx512.sh
 #   AVX512_RUN=/path/to/avx512-run  PROPTEST_CASES=n  AVX512_TIMEOUT=sec   (overrides)
