@@ -178,12 +178,10 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
         let next_last = ((j + 1) * share).min(next_lines) - 1;
         let mut acc = [bias; MR];
         // `step!(sa, sb, p)`: depth `p < ks` of the segment whose A row 0 is at `sa` and whose
-        // packed B rows start at `sb`. `set1` of a loaded float with a single use folds into the
-        // FMA as an embedded broadcast.
-        // Depth `p < ks` of the segment at `sa` / `sb`: B row `s * ks + p < k` (`sb == t.b + s *
-        // ks * NR`, `s < k / ks`, `p < ks`; `k * NR` floats are readable) and A elements (row
-        // `14j + i < m`, depth `s * ks + p < k`) of the contract (`GemmTile::a`): `sa + i * lda +
-        // p` with `sa == t.a + 14j * lda + s * seg_stride`.
+        // packed B rows start at `sb`: B row `s * ks + p < k` and A elements (row `14j + i < m`,
+        // depth `s * ks + p < k`) at `sa + i * lda + p` (`sa == t.a + 14j * lda + s *
+        // seg_stride`, `sb == t.b + s * ks * NR`), readable by the contract (`GemmTile::a`).
+        // `set1` of a loaded float with a single use folds into the FMA as an embedded broadcast.
         macro_rules! step {
             ($sa:ident, $sb:ident, $p:expr) => {
                 depth_step!(acc, $sb, $p, |i, p| $sa.add(i * lda + p))
