@@ -2,6 +2,7 @@
 
 pub mod avx2;
 pub mod avx512;
+mod row;
 
 use crate::dwconv::ukernel::DwRow;
 

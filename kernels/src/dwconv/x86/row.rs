@@ -1,0 +1,273 @@
+//! The x86 depthwise 3x3 row kernel, written once for both vector widths: [`Lanes`] is what it
+//! needs of a vector ISA (`Ymm` in `avx2.rs`, `Zmm` in `avx512.rs`). Each ISA file calls
+//! [`row_groups`] from its own `#[target_feature]` function, where everything here is inlined,
+//! and chooses the group size there (the rule differs by ISA and was measured for each).
+//!
+//! # Loop order
+//!
+//! One call computes one output row. The row is cut into groups of `G` consecutive output pixels
+//! (`G` = 4, or 2 for some power-of-two pixel strides); for each group the kernel walks every
+//! channel tile (two vectors: 16 channels in `ymm`, 32 in `zmm`), and for each tile it keeps the
+//! `G x C_TILE` outputs in `2G` vector accumulators while it sweeps the group's input window one
+//! kernel row (`ky`) at a time:
+//!
+//! ```text
+//!  for group of G outputs (ox .. ox+G):          input columns c0 .. c0 + (G-1)S+3
+//!    for tile of C_TILE channels:                acc[G][2] = bias
+//!      for ky in 0..3:                           load the 3 taps of this row (6 vectors)
+//!        for each input column j of the window:  load x (2 vectors)
+//!          acc[o] += x * w[ky][j - S*o]          for the (1..3) outputs o that use column j
+//! ```
+//!
+//! Every input vector is loaded once per group and feeds all the outputs that need it (up to 3
+//! at stride 1, up to 2 at stride 2); the 9 taps are loaded once per group and tile, 3 at a time
+//! (6 vectors), and each feeds all `G` outputs. Register budget at `G` = 4: 8 accumulators, 6
+//! taps, 1-2 inputs (of 16 `ymm`; `zmm` has 32 but the same plan). Per group and tile (72 FMAs)
+//! stride 1 needs 36 input + 20 weight loads (0.78 per FMA), stride 2 needs 54 + 20 (1.03); the 8
+//! accumulators are 8 independent FMA chains, enough to cover the 4-cycle FMA latency of two pipes.
+//!
+//! Why groups outside and channel tiles inside: the two vectors of a pixel's tile are loaded back
+//! to back, so a line is used whole as soon as it arrives, and consecutive tiles read consecutive
+//! lines of each pixel, which the hardware prefetchers follow. (Walking the whole row per tile
+//! instead keeps weights in registers longer but strides across pages; it measured slower.)
+//!
+//! # Borders and tails
+//!
+//! A group whose window reaches into the left/right zero padding, or which has fewer than `G`
+//! outputs (the end of the row), runs the same code with the out-of-range columns skipped (never
+//! read) and the missing outputs neither computed nor stored. The channel tail
+//! (`channels % C_TILE`) runs with one vector per pixel when it is at most `LANES` channels, and
+//! its last vector uses masked loads and stores ([`Lanes::load_masked`] /
+//! [`Lanes::store_masked`], which neither read, write nor fault on disabled lanes), so nothing
+//! past the last channel of a pixel is touched.
+
+use crate::dwconv::ukernel::DwRow;
+
+/// One x86 vector width as the row kernel uses it: each method is one or two intrinsics.
+///
+/// # Safety (for implementors and callers)
+///
+/// Implementations are `#[target_feature]` functions of their ISA; callers must run on a CPU with
+/// that ISA. The kernel only calls them from code inlined into the ISA's `#[target_feature]`
+/// entry point, so they inline too.
+pub(super) trait Lanes {
+    /// `f32` lanes per vector. The channel tile is two vectors: `2 * LANES` channels.
+    const LANES: usize;
+    /// One vector of `LANES` floats.
+    type V: Copy;
+    /// A lane mask.
+    type Mask: Copy;
+
+    /// The mask of lanes `0 .. n` (`1 <= n <= LANES`).
+    unsafe fn first_lanes(n: usize) -> Self::Mask;
+    /// `x` in every lane.
+    unsafe fn splat(x: f32) -> Self::V;
+    /// Loads `p .. p + LANES`, which must be readable (no alignment needed).
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// Loads the lanes `m` enables (only those need be readable), zeros elsewhere.
+    unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self::V;
+    /// `a * b + c`, fused.
+    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `y` clamped to `[lo, hi]` as `min(hi, max(lo, y))`, with `y` the operand the x86 min/max
+    /// return when either is NaN: a NaN stays NaN (the `DwRowFn` clamp semantics).
+    unsafe fn clamp(y: Self::V, lo: Self::V, hi: Self::V) -> Self::V;
+    /// Stores `v` at `p .. p + LANES`, which must be writable.
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// Stores the lanes `m` enables (only those need be writable); others are untouched.
+    unsafe fn store_masked(p: *mut f32, m: Self::Mask, v: Self::V);
+    /// An assembler comment for llvm-mca around the interior loop (`scripts/mca-*.sh`), `begin`
+    /// or end, stride `s`; nothing unless the ISA marks its loops.
+    #[inline(always)]
+    fn mca_mark(_begin: bool, _s: usize) {}
+}
+
+/// Row-wide constants.
+#[derive(Clone, Copy)]
+struct Ctx<X: Lanes> {
+    vmin: X::V,
+    vmax: X::V,
+    /// Lanes `0 .. channels % LANES` (all lanes when that is 0; then unused).
+    mask: X::Mask,
+}
+
+/// One group of output pixels `ox .. ox + n` (`n <=` the group size). Its input window starts
+/// at column `c0 = ox * S - pad_left` (negative in the left padding); window columns `lo .. hi`
+/// are inside `0 .. in_width`.
+#[derive(Clone, Copy)]
+struct Group {
+    ox: usize,
+    c0: isize,
+    n: usize,
+    lo: usize,
+    hi: usize,
+}
+
+/// One row in groups of `GROUP` output pixels (2 or 4), then channel tiles.
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 2 * X::LANES` and stride `S`; the CPU has `X`'s ISA,
+/// and the caller is that ISA's `#[target_feature]` function (this inlines into it).
+#[inline(always)]
+pub(super) unsafe fn row_groups<X: Lanes, const S: usize, const GROUP: usize>(r: &DwRow) {
+    let tail = r.channels % X::LANES;
+    // SAFETY: `X`'s ISA is available (the caller's contract); `1 <= n <= LANES`.
+    let cx: Ctx<X> = unsafe {
+        Ctx {
+            vmin: X::splat(r.min),
+            vmax: X::splat(r.max),
+            mask: X::first_lanes(if tail == 0 { X::LANES } else { tail }),
+        }
+    };
+    let window = (GROUP - 1) * S + 3;
+    let mut ox = 0;
+    while ox < r.out_width {
+        let n = (r.out_width - ox).min(GROUP);
+        let c0 = (ox * S) as isize - r.pad_left as isize;
+        let lo = (-c0).max(0) as usize;
+        let hi = (r.in_width as isize - c0).clamp(0, window as isize) as usize;
+        let g = Group { ox, c0, n, lo, hi };
+        // SAFETY: forwarded; `g` is built as `tiles` requires, and the group is full with its
+        // whole window inside the row exactly when `E` is false.
+        unsafe {
+            if n == GROUP && lo == 0 && hi == window {
+                tiles::<X, S, GROUP, false>(r, &cx, g);
+            } else {
+                tiles::<X, S, GROUP, true>(r, &cx, g);
+            }
+        }
+        ox += n;
+    }
+}
+
+/// One group over every channel tile: full tiles with `H = 2` unmasked vectors, then the tail
+/// with one or two vectors, the last one masked unless the tail is exactly `LANES` channels.
+///
+/// # Safety
+///
+/// As [`group`], for all channels of the row.
+#[inline(always)]
+unsafe fn tiles<X: Lanes, const S: usize, const GROUP: usize, const E: bool>(
+    r: &DwRow,
+    cx: &Ctx<X>,
+    g: Group,
+) {
+    let c_tile = 2 * X::LANES;
+    let full = r.channels / c_tile;
+    let rem = r.channels % c_tile;
+    let ch = full * c_tile;
+    for t in 0..full {
+        if !E && GROUP == 4 {
+            X::mca_mark(true, S);
+        }
+        // SAFETY: channels `t*C_TILE .. (t+1)*C_TILE <= channels`: a whole tile; `g` is valid.
+        unsafe { group::<X, S, GROUP, 2, false, E>(r, cx, t * c_tile, g) };
+        if !E && GROUP == 4 {
+            X::mca_mark(false, S);
+        }
+    }
+    // The tail tile at `ch`: `mask` enables exactly the lanes of the channels left in its last
+    // vector when that vector is masked.
+    if rem > X::LANES {
+        // SAFETY: channels `ch .. ch+LANES` whole, `ch+LANES .. channels` under `mask`.
+        unsafe { group::<X, S, GROUP, 2, true, E>(r, cx, ch, g) };
+    } else if rem == X::LANES {
+        // SAFETY: channels `ch .. ch+LANES == channels`, one whole vector.
+        unsafe { group::<X, S, GROUP, 1, false, E>(r, cx, ch, g) };
+    } else if rem > 0 {
+        // SAFETY: channels `ch .. channels` under `mask`.
+        unsafe { group::<X, S, GROUP, 1, true, E>(r, cx, ch, g) };
+    }
+}
+
+/// One group of output pixels for the channel tile starting at `ch`, with `H` vectors per pixel
+/// (the last one masked when `M`). `E` (edge): skip the window columns outside `g.lo .. g.hi`
+/// and the outputs from `g.n` on; without `E` the group is full and all its columns are inside.
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 2 * X::LANES` and stride `S`; `X`'s ISA is available;
+/// `ch` is a multiple of `C_TILE` below `channels`; channels `ch .. ch + LANES * H` exist, except
+/// that when `M` the last vector covers only the lanes `cx.mask` enables, which are exactly the
+/// channels left; `g` was built by [`row_groups`] (so `g.ox + g.n <= out_width`, and window
+/// columns `g.lo .. g.hi` are in the row) and when `E` is false, `g.n == GROUP` and the whole
+/// window is in the row; `GROUP` is 2 or 4.
+#[inline(always)]
+unsafe fn group<
+    X: Lanes,
+    const S: usize,
+    const GROUP: usize,
+    const H: usize,
+    const M: bool,
+    const E: bool,
+>(
+    r: &DwRow,
+    cx: &Ctx<X>,
+    ch: usize,
+    g: Group,
+) {
+    let (lanes, c_tile) = (X::LANES, 2 * X::LANES);
+    // SAFETY: tile `ch / C_TILE` of the packed weights, inside the `ceil(channels / C_TILE)`
+    // tiles; the bias is its first `C_TILE` floats and `LANES * h + LANES <= C_TILE`.
+    let wp = unsafe { r.weights.add(ch / c_tile * 10 * c_tile) };
+    // (Arrays start as `vmin` only to be overwritten.)
+    let mut bias = [cx.vmin; H];
+    for (h, b) in bias.iter_mut().enumerate() {
+        // SAFETY: as above.
+        *b = unsafe { X::load(wp.add(lanes * h)) };
+    }
+    let mut acc = [bias; GROUP];
+    let is = r.in_stride;
+    for ky in 0..3 {
+        let mut w = [[cx.vmin; H]; 3];
+        for (kx, w) in w.iter_mut().enumerate() {
+            for (h, w) in w.iter_mut().enumerate() {
+                // SAFETY: tap (ky, kx) of the tile, `C_TILE` floats; `LANES * h + LANES <= C_TILE`.
+                *w = unsafe { X::load(wp.add((1 + 3 * ky + kx) * c_tile + lanes * h)) };
+            }
+        }
+        for j in 0..(GROUP - 1) * S + 3 {
+            if E && (j < g.lo || j >= g.hi) {
+                continue;
+            }
+            // Window column j is input column `c0 + j`, in `0 .. in_width` (`lo <= j < hi`).
+            let col = (g.c0 + j as isize) as usize;
+            for h in 0..H {
+                // SAFETY: pixel `col < in_width` of row `ky`, channels `ch + LANES h ..`: `LANES`
+                // whole channels, or the masked tail lanes when this is the last, masked vector.
+                let x = unsafe {
+                    let p = r.rows[ky].add(col * is + ch + lanes * h);
+                    if M && h == H - 1 {
+                        X::load_masked(p, cx.mask)
+                    } else {
+                        X::load(p)
+                    }
+                };
+                for (o, acc) in acc.iter_mut().enumerate() {
+                    let kx = j.wrapping_sub(S * o);
+                    if kx < 3 && (!E || o < g.n) {
+                        // SAFETY: register arithmetic.
+                        acc[h] = unsafe { X::fmadd(x, w[kx][h], acc[h]) };
+                    }
+                }
+            }
+        }
+    }
+    for (o, acc) in acc.iter().enumerate() {
+        if E && o >= g.n {
+            break;
+        }
+        for h in 0..H {
+            // SAFETY: output pixel `ox + o < out_width`, channels as for the loads above.
+            unsafe {
+                let p = r.out.add((g.ox + o) * r.out_stride + ch + lanes * h);
+                let y = X::clamp(acc[h], cx.vmin, cx.vmax);
+                if M && h == H - 1 {
+                    X::store_masked(p, cx.mask, y);
+                } else {
+                    X::store(p, y);
+                }
+            }
+        }
+    }
+}
