@@ -14,6 +14,17 @@
 //! (each line is read whole, back to back), except at stride 2 where groups of 2 fit the ways;
 //! beyond that (1024 channels at stride 2: 27 lines per set) `row` uses `G` = 2 (`lines_per_set`,
 //! `ALIASED_LINES_OK`).
+//!
+//! The stride, more than the L2 traffic, is what costs on the wide layers: interior pixels only
+//! (probe, Zen 3, best / median % of peak), 56x56x128 runs at 69 / 49 and 14x14x512 at 42 / 40,
+//! though both rows are 28 KiB (the same L2 bytes per FMA); 7x7x1024 at 29 / 27.
+//!
+//! Tried and dropped (Zen 3): two output rows per call sharing 4 input rows (8 channels per
+//! pass, so 8 accumulators and both rows' taps fit 16 `ymm`; 0.58 loads per FMA): interior
+//! probe 35 / 34 on 14x14x512, 18 / 17 on 7x7x1024, level elsewhere: at 8 channels each line is
+//! used in two passes, and the aliased sets evict it in between. Prefetching, per group, the
+//! input rows the next output row adds: no gain inside MobileNet (depthwise layers 1.25-1.36 ms
+//! in all against 1.18-1.25 without).
 
 use std::arch::x86_64::*;
 
