@@ -289,12 +289,40 @@ pub struct Ceiling {
     pub bandwidth_gbs: BTreeMap<String, f64>,
     /// Bytes per thread of the buffer each bandwidth was measured on.
     pub bandwidth_bytes_per_thread: BTreeMap<String, u64>,
+    /// Median trial of the FMA peak probe, GFLOP/s (0 in files from before it was recorded).
+    #[serde(default)]
+    pub fma_median_gflops: f64,
+    /// Median trial of each bandwidth probe, GB/s (empty in files from before it was recorded).
+    #[serde(default)]
+    pub bandwidth_median_gbs: BTreeMap<String, f64>,
 }
 
 impl Ceiling {
     /// Bandwidth of `level`, GB/s (0 when not measured).
     pub fn bandwidth(&self, level: &str) -> f64 {
         self.bandwidth_gbs.get(level).copied().unwrap_or(0.0)
+    }
+
+    /// Median / best trial of the FMA probe and of each bandwidth probe (`FMA`, `L1`, ..), where
+    /// recorded: how steady the machine was during the run (1.0 = every trial alike).
+    pub fn steadiness(&self) -> Vec<(String, f64)> {
+        let ratio = |median: f64, best: f64| (median > 0.0 && best > 0.0).then(|| median / best);
+        let mut v: Vec<(String, f64)> = ratio(self.fma_median_gflops, self.fma_peak_gflops)
+            .map(|x| ("FMA".to_string(), x))
+            .into_iter()
+            .collect();
+        for (level, &median) in &self.bandwidth_median_gbs {
+            if let Some(x) = ratio(median, self.bandwidth(level)) {
+                v.push((level.clone(), x));
+            }
+        }
+        // Cache levels in order, DRAM last (BTreeMap order puts DRAM first).
+        v.sort_by_key(|(l, _)| {
+            ["FMA", "L1", "L2", "L3", "DRAM"]
+                .iter()
+                .position(|x| x == l)
+        });
+        v
     }
 }
 
@@ -324,8 +352,9 @@ pub fn measure_ceiling(
     threads: usize,
     duration: Duration,
 ) -> Option<Ceiling> {
-    let fma_peak_gflops = probe::fma_peak_gflops_for(isa, threads, duration)?;
+    let fma = probe::fma_peak_stats(isa, threads, duration)?;
     let mut bandwidth_gbs = BTreeMap::new();
+    let mut bandwidth_median_gbs = BTreeMap::new();
     let mut bandwidth_bytes_per_thread = BTreeMap::new();
     for (level, bytes) in probe_sizes(m, threads) {
         // DRAM passes are long: give that probe a little more time for a few whole passes.
@@ -334,16 +363,19 @@ pub fn measure_ceiling(
         } else {
             duration
         };
-        let bw = probe::read_bandwidth_gbs_for(isa, bytes as usize, threads, d)?;
-        bandwidth_gbs.insert(level.to_string(), bw);
+        let bw = probe::read_bandwidth_stats(isa, bytes as usize, threads, d)?;
+        bandwidth_gbs.insert(level.to_string(), bw.best);
+        bandwidth_median_gbs.insert(level.to_string(), bw.median);
         bandwidth_bytes_per_thread.insert(level.to_string(), bytes);
     }
     Some(Ceiling {
         isa: isa.name().to_string(),
         threads,
-        fma_peak_gflops,
+        fma_peak_gflops: fma.best,
         bandwidth_gbs,
         bandwidth_bytes_per_thread,
+        fma_median_gflops: fma.median,
+        bandwidth_median_gbs,
     })
 }
 

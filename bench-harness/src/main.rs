@@ -136,11 +136,18 @@ fn main() -> ExitCode {
             println!("{}", m.summary());
             let all = m.logical_cpus;
             for isa in Isa::available() {
-                let one = sepconv::probe::fma_peak_gflops_for(isa, 1, d).unwrap_or(0.0);
-                let many = sepconv::probe::fma_peak_gflops_for(isa, all, d).unwrap_or(0.0);
+                let stats = |t| sepconv::probe::fma_peak_stats(isa, t, d);
+                let (Some(one), Some(many)) = (stats(1), stats(all)) else {
+                    continue;
+                };
                 println!(
-                    "{:<9} FMA peak {one:7.1} GFLOP/s (1 thread), {many:7.1} ({all} threads)",
-                    isa.name()
+                    "{:<9} FMA peak {:7.1} GFLOP/s (1 thread; median trial {:.1}), {:7.1} ({all} \
+                     threads; median {:.1})",
+                    isa.name(),
+                    one.best,
+                    one.median,
+                    many.best,
+                    many.median
                 );
             }
             println!("\nread bandwidth, GB/s, 1 thread:");

@@ -84,6 +84,29 @@ pub fn ceilings_table(r: &Results) -> String {
             sizes.join(", ")
         );
     }
+    let steady: Vec<String> = r
+        .ceilings
+        .iter()
+        .filter(|c| !c.steadiness().is_empty())
+        .map(|c| {
+            let v: Vec<String> = c
+                .steadiness()
+                .iter()
+                .map(|(l, x)| format!("{l} {x:.2}"))
+                .collect();
+            format!("{} x{}: {}", c.isa, c.threads, v.join(", "))
+        })
+        .collect();
+    if !steady.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nSteadiness, median / best trial of each probe (1.00: every trial alike): {}. \
+             On a shared machine the cache bandwidths can wander far more than the FMA peak, \
+             and every kernel that loads from cache is exposed to that: compare a row's median \
+             / best with these.",
+            steady.join("; ")
+        );
+    }
     s
 }
 

@@ -293,6 +293,16 @@ pub fn run(plan: &Plan, workspace: &std::path::Path) -> Results {
                     c.bandwidth("L3"),
                     c.bandwidth("DRAM"),
                 ));
+                let steady: Vec<String> = c
+                    .steadiness()
+                    .iter()
+                    .map(|(l, x)| format!("{l} {x:.2}"))
+                    .collect();
+                note(format!(
+                    "  {:<17} median / best trial: {}",
+                    "",
+                    steady.join(", ")
+                ));
                 ceilings.push(c);
             }
             pb.inc(1);

@@ -12,7 +12,11 @@
 //!
 //! Both run on `threads` OS threads at once (each with its own accumulators or buffer), in many
 //! short trials over a wall-clock budget, and report the best trial: a ceiling is the most the
-//! machine did, not the typical (on a shared machine, a short trial often runs alone). Both return `None` for an ISA the CPU (or this build) lacks.
+//! machine did, not the typical (on a shared machine, a short trial often runs alone). Both return
+//! `None` for an ISA the CPU (or this build) lacks. [`fma_peak_stats`] and
+//! [`read_bandwidth_stats`] also give the median trial: median / best says how steady the machine
+//! was during the probe (on a shared VM the cache bandwidths can wander far more than the FMA
+//! peak, and every kernel that loads from cache wanders with them).
 //!
 //! The portable "ISA" runs plain Rust: its FMA loop is `acc * m + a` on fixed-size arrays, which
 //! the compiler turns into the baseline target's vector multiply and add (SSE2 on x86_64) — the
@@ -67,19 +71,25 @@ pub fn fma_peak_gflops(isa: Isa, threads: usize) -> Option<f64> {
 
 /// As [`fma_peak_gflops`], measured over about `duration` of wall-clock time.
 pub fn fma_peak_gflops_for(isa: Isa, threads: usize, duration: Duration) -> Option<f64> {
+    Some(fma_peak_stats(isa, threads, duration)?.best)
+}
+
+/// The best and median trial of the FMA peak probe ([`fma_peak_gflops`]), GFLOP/s, over about
+/// `duration`.
+pub fn fma_peak_stats(isa: Isa, threads: usize, duration: Duration) -> Option<ProbeStats> {
     if threads == 0 || !isa.is_available() {
         return None;
     }
     let l = fma_loop(isa)?;
     let flops_per_call = (2 * l.chains * l.lanes * FMA_ITERS_PER_CALL) as f64;
     let seed = 1.0 + threads as f32 * 1e-7; // not a constant the compiler can fold
-    let best = best_trial(threads, duration, |_| {
+    let rates = trial_rates(threads, duration, |_| {
         // SAFETY: `fma_loop` returned the loop of `isa`, which `is_available` confirmed above;
         // the loop touches no memory.
         std::hint::black_box(unsafe { (l.run)(FMA_ITERS_PER_CALL, seed) });
         flops_per_call
     });
-    Some(best / 1e9)
+    Some(ProbeStats::of(rates, 1e-9))
 }
 
 /// The read bandwidth of `isa`'s widest loads on `threads` threads, in GB/s (10^9 bytes), each
@@ -97,6 +107,17 @@ pub fn read_bandwidth_gbs_for(
     threads: usize,
     duration: Duration,
 ) -> Option<f64> {
+    Some(read_bandwidth_stats(isa, bytes_per_thread, threads, duration)?.best)
+}
+
+/// The best and median trial of the read bandwidth probe ([`read_bandwidth_gbs`]), GB/s, over
+/// about `duration`.
+pub fn read_bandwidth_stats(
+    isa: Isa,
+    bytes_per_thread: usize,
+    threads: usize,
+    duration: Duration,
+) -> Option<ProbeStats> {
     if threads == 0 || !isa.is_available() {
         return None;
     }
@@ -116,14 +137,43 @@ pub fn read_bandwidth_gbs_for(
     let bytes_per_call = (floats * 4) as f64;
     // Small buffers: several passes per timed call, so the call overhead does not count.
     let passes = (256 * 1024 / (floats * 4)).max(1);
-    let best = best_trial(threads, duration, |t| {
+    let rates = trial_rates(threads, duration, |t| {
         let data = buffers[t].as_slice();
         for _ in 0..passes {
             std::hint::black_box(read(std::hint::black_box(data)));
         }
         bytes_per_call * passes as f64
     });
-    Some(best / 1e9)
+    Some(ProbeStats::of(rates, 1e-9))
+}
+
+/// The trials of one probe, in the probe's unit (GFLOP/s or GB/s).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProbeStats {
+    /// The best trial: the ceiling.
+    pub best: f64,
+    /// The median trial: with `best`, how steady the machine was while probing.
+    pub median: f64,
+    /// Trials run.
+    pub trials: usize,
+}
+
+impl ProbeStats {
+    /// Best and median of per-trial rates, times `scale`; zeros for no trials.
+    fn of(mut rates: Vec<f64>, scale: f64) -> ProbeStats {
+        rates.sort_by(f64::total_cmp);
+        let n = rates.len();
+        let median = match n {
+            0 => 0.0,
+            _ if n % 2 == 1 => rates[n / 2],
+            _ => 0.5 * (rates[n / 2 - 1] + rates[n / 2]),
+        };
+        ProbeStats {
+            best: rates.last().copied().unwrap_or(0.0) * scale,
+            median: median * scale,
+            trials: n,
+        }
+    }
 }
 
 /// One ISA's FMA throughput loop: `run(iters, seed)` performs `iters * chains` vector FMAs of
@@ -173,15 +223,15 @@ fn read_loop(isa: Isa) -> Option<ReadLoop> {
 
 /// Runs `call(thread_index)` (which returns the work it did) on `threads` threads started
 /// together, in short trials of about [`TRIAL`] (at least [`MIN_TRIALS`]) filling `duration`;
-/// returns the best trial's work per second.
+/// returns each trial's work per second (trials that measured no time are left out).
 ///
 /// Short trials and the best of them: on a shared machine another process takes the core now
 /// and then, and a trial shorter than a scheduler time slice often runs alone. A ceiling is what
 /// the hardware can do, so the best trial is the measurement.
-fn best_trial(threads: usize, duration: Duration, call: impl Fn(usize) -> f64 + Sync) -> f64 {
+fn trial_rates(threads: usize, duration: Duration, call: impl Fn(usize) -> f64 + Sync) -> Vec<f64> {
     let trials = ((duration.as_secs_f64() / TRIAL.as_secs_f64()) as usize).max(MIN_TRIALS);
     let started = Instant::now();
-    let mut best = 0.0f64;
+    let mut rates = Vec::with_capacity(trials);
     for i in 0..trials {
         // Trials of one long call (DRAM-sized buffers) overrun `TRIAL`: stop at the budget.
         if i >= MIN_TRIALS && started.elapsed() > duration {
@@ -220,10 +270,10 @@ fn best_trial(threads: usize, duration: Duration, call: impl Fn(usize) -> f64 + 
         let end = results.iter().map(|r| r.2).max().expect("threads >= 1");
         let secs = (end - start).as_secs_f64();
         if secs > 0.0 {
-            best = best.max(work / secs);
+            rates.push(work / secs);
         }
     }
-    best
+    rates
 }
 
 /// A zeroed-then-filled `f32` buffer whose slice starts on a 64-byte boundary (a cache line), so
@@ -265,6 +315,27 @@ mod tests {
             for bytes in [1000, 16 << 10, 1 << 20] {
                 assert!(read_bandwidth_gbs_for(isa, bytes, 1, SHORT).unwrap() > 0.0);
             }
+        }
+    }
+
+    #[test]
+    fn stats_give_best_and_median_of_the_trials() {
+        let s = ProbeStats::of(vec![3e9, 1e9, 2e9], 1e-9);
+        assert_eq!((s.best, s.median, s.trials), (3.0, 2.0, 3));
+        let s = ProbeStats::of(vec![4.0, 1.0, 2.0, 3.0], 1.0);
+        assert_eq!((s.best, s.median, s.trials), (4.0, 2.5, 4));
+        assert_eq!(ProbeStats::of(vec![], 1.0).best, 0.0);
+        for isa in Isa::available() {
+            let s = fma_peak_stats(isa, 1, SHORT).unwrap();
+            assert!(
+                s.trials >= MIN_TRIALS && s.median > 0.0 && s.median <= s.best,
+                "{isa}"
+            );
+            let s = read_bandwidth_stats(isa, 16 << 10, 1, SHORT).unwrap();
+            assert!(
+                s.trials >= MIN_TRIALS && s.median > 0.0 && s.median <= s.best,
+                "{isa}"
+            );
         }
     }
 
