@@ -35,7 +35,11 @@
 //!
 //! A group whose window reaches into the left/right zero padding, or which has fewer than `G`
 //! outputs (the end of the row), runs the same code with the out-of-range columns skipped (never
-//! read) and the missing outputs neither computed nor stored. The channel tail
+//! read) and the missing outputs neither computed nor stored. In groups of 4 the output count
+//! of such a group is a constant of its instance (1-4): at 14 and 7 pixels per row half or all
+//! of the groups are edge groups, and testing the count at every FMA had cost the 14x14x512
+//! layers 3-5 points of peak (Zen 3, `report dwconv3x3/avx2`, builds alternating: dw07-dw11
+//! best 43-44 -> 46-47%, median 29-33 -> 34-39%; dw13 best 40-41 -> 42%). The channel tail
 //! (`channels % C_TILE`) runs with one vector per pixel when it is at most `LANES` channels, and
 //! its last vector uses masked loads and stores ([`Lanes::load_masked`] /
 //! [`Lanes::store_masked`], which neither read, write nor fault on disabled lanes), so nothing
@@ -130,10 +134,18 @@ pub(super) unsafe fn row_groups<X: Lanes, const S: usize, const GROUP: usize>(r:
         // SAFETY: forwarded; `g` is built as `tiles` requires, and the group is full with its
         // whole window inside the row exactly when `E` is false.
         unsafe {
-            if n == GROUP && lo == 0 && hi == window {
-                tiles::<X, S, GROUP, false>(r, &cx, g);
-            } else {
-                tiles::<X, S, GROUP, true>(r, &cx, g);
+            // Edge groups of 4 get their output count as a constant (`N`) too, so the FMAs of
+            // the outputs past it are not compiled rather than tested; groups of 2 test `g.n`
+            // (`N = 0`): the 4 copies cost more code than they save there.
+            match n {
+                _ if n == GROUP && lo == 0 && hi == window => {
+                    tiles::<X, S, GROUP, GROUP, false>(r, &cx, g)
+                }
+                _ if GROUP != 4 => tiles::<X, S, GROUP, 0, true>(r, &cx, g),
+                1 => tiles::<X, S, GROUP, 1, true>(r, &cx, g),
+                2 => tiles::<X, S, GROUP, 2, true>(r, &cx, g),
+                3 => tiles::<X, S, GROUP, 3, true>(r, &cx, g),
+                _ => tiles::<X, S, GROUP, 4, true>(r, &cx, g),
             }
         }
         ox += n;
@@ -147,7 +159,7 @@ pub(super) unsafe fn row_groups<X: Lanes, const S: usize, const GROUP: usize>(r:
 ///
 /// As [`group`], for all channels of the row.
 #[inline(always)]
-unsafe fn tiles<X: Lanes, const S: usize, const GROUP: usize, const E: bool>(
+unsafe fn tiles<X: Lanes, const S: usize, const GROUP: usize, const N: usize, const E: bool>(
     r: &DwRow,
     cx: &Ctx<X>,
     g: Group,
@@ -161,7 +173,7 @@ unsafe fn tiles<X: Lanes, const S: usize, const GROUP: usize, const E: bool>(
             X::mca_mark(true, S);
         }
         // SAFETY: channels `t*C_TILE .. (t+1)*C_TILE <= channels`: a whole tile; `g` is valid.
-        unsafe { group::<X, S, GROUP, 2, false, E>(r, cx, t * c_tile, g) };
+        unsafe { group::<X, S, GROUP, N, 2, false, E>(r, cx, t * c_tile, g) };
         if !E && GROUP == 4 {
             X::mca_mark(false, S);
         }
@@ -170,19 +182,20 @@ unsafe fn tiles<X: Lanes, const S: usize, const GROUP: usize, const E: bool>(
     // vector when that vector is masked.
     if rem > X::LANES {
         // SAFETY: channels `ch .. ch+LANES` whole, `ch+LANES .. channels` under `mask`.
-        unsafe { group::<X, S, GROUP, 2, true, E>(r, cx, ch, g) };
+        unsafe { group::<X, S, GROUP, N, 2, true, E>(r, cx, ch, g) };
     } else if rem == X::LANES {
         // SAFETY: channels `ch .. ch+LANES == channels`, one whole vector.
-        unsafe { group::<X, S, GROUP, 1, false, E>(r, cx, ch, g) };
+        unsafe { group::<X, S, GROUP, N, 1, false, E>(r, cx, ch, g) };
     } else if rem > 0 {
         // SAFETY: channels `ch .. channels` under `mask`.
-        unsafe { group::<X, S, GROUP, 1, true, E>(r, cx, ch, g) };
+        unsafe { group::<X, S, GROUP, N, 1, true, E>(r, cx, ch, g) };
     }
 }
 
 /// One group of output pixels for the channel tile starting at `ch`, with `H` vectors per pixel
-/// (the last one masked when `M`). `E` (edge): skip the window columns outside `g.lo .. g.hi`
-/// and the outputs from `g.n` on; without `E` the group is full and all its columns are inside.
+/// (the last one masked when `M`), computing and storing outputs `0 .. n`: `n = N`, or `g.n`
+/// when `N` is 0. `E` (edge): skip the window columns outside `g.lo .. g.hi`; without `E` the
+/// group is full (`N == GROUP`) and all its columns are inside.
 ///
 /// # Safety
 ///
@@ -190,13 +203,14 @@ unsafe fn tiles<X: Lanes, const S: usize, const GROUP: usize, const E: bool>(
 /// `ch` is a multiple of `C_TILE` below `channels`; channels `ch .. ch + LANES * H` exist, except
 /// that when `M` the last vector covers only the lanes `cx.mask` enables, which are exactly the
 /// channels left; `g` was built by [`row_groups`] (so `g.ox + g.n <= out_width`, and window
-/// columns `g.lo .. g.hi` are in the row) and when `E` is false, `g.n == GROUP` and the whole
-/// window is in the row; `GROUP` is 2 or 4.
+/// columns `g.lo .. g.hi` are in the row); `N` is 0 or `g.n`; when `E` is false, `N == g.n ==
+/// GROUP` and the whole window is in the row; `GROUP` is 2 or 4.
 #[inline(always)]
 unsafe fn group<
     X: Lanes,
     const S: usize,
     const GROUP: usize,
+    const N: usize,
     const H: usize,
     const M: bool,
     const E: bool,
@@ -207,6 +221,7 @@ unsafe fn group<
     g: Group,
 ) {
     let (lanes, c_tile) = (X::LANES, 2 * X::LANES);
+    let n = if N == 0 { g.n } else { N };
     // SAFETY: tile `ch / C_TILE` of the packed weights, inside the `ceil(channels / C_TILE)`
     // tiles; the bias is its first `C_TILE` floats and `LANES * h + LANES <= C_TILE`.
     let wp = unsafe { r.weights.add(ch / c_tile * 10 * c_tile) };
@@ -245,7 +260,7 @@ unsafe fn group<
                 };
                 for (o, acc) in acc.iter_mut().enumerate() {
                     let kx = j.wrapping_sub(S * o);
-                    if kx < 3 && (!E || o < g.n) {
+                    if kx < 3 && o < n {
                         // SAFETY: register arithmetic.
                         acc[h] = unsafe { X::fmadd(x, w[kx][h], acc[h]) };
                     }
@@ -254,7 +269,7 @@ unsafe fn group<
         }
     }
     for (o, acc) in acc.iter().enumerate() {
-        if E && o >= g.n {
+        if o >= n {
             break;
         }
         for h in 0..H {
