@@ -30,6 +30,7 @@
 
 use core::arch::x86_64::*;
 
+use super::RGB_SEGMENT;
 use crate::gemm::ukernel::{Blocking, GemmKernel, GemmTile};
 use crate::Isa;
 
@@ -105,23 +106,11 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
     // is rows `r .. r + t.m` of them (`r + t.m <= call.m`), and each instance reads and writes
     // only rows `< M == t.m` and (masked) columns `< t.n`.
     unsafe {
-        let mut r = 0;
-        // A standard 3x3 convolution of a 3-channel (RGB) input reads A in segments of 9 floats,
-        // and MobileNet's first two pointwise layers have depths 32 and 64: with the segment
-        // depth a constant, its steps unroll completely (no loop exit per tile, constant
-        // offsets), which matters at such depths.
+        // The common case (whole 16-column panel, the GEMM's only KC block) takes the lean loop;
+        // the other tiles get the segment depth as a constant only for RGB (a 3x3 convolution
+        // over 3 channels reads A in segments of 9 floats).
+        let mut r = lean_full_tiles!(call, MR, NR, full_tiles);
         let rgb = call.k_seg == RGB_SEGMENT;
-        // The common case (whole 16-column panel, the GEMM's only KC block) takes the lean loop.
-        let lean = call.n == NR && call.first_k_block && call.last_k_block && full > 0;
-        if lean {
-            match call.k_seg {
-                RGB_SEGMENT => full_tiles::<RGB_SEGMENT>(call, full / MR),
-                32 => full_tiles::<32>(call, full / MR),
-                64 => full_tiles::<64>(call, full / MR),
-                _ => full_tiles::<0>(call, full / MR),
-            }
-            r = full;
-        }
         while r < full {
             let t = &call.rows(r, MR);
             match (wide, call.k_seg) {
@@ -255,9 +244,6 @@ fn column_mask(n: usize, v: usize) -> __m256i {
         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
     )
 }
-
-/// Segment depth of the implicit GEMM of a 3x3 convolution over 3 input channels.
-const RGB_SEGMENT: usize = 9;
 
 /// The register tile with `M` rows (`1..=6`) and `NV` vectors of 8 columns (`1..=2`), summing
 /// the depth in `CH` (1, 2 or 4) interleaved chains of accumulators. `KS`: the segment depth as a

@@ -37,6 +37,7 @@
 
 use core::arch::x86_64::*;
 
+use super::RGB_SEGMENT;
 use crate::gemm::ukernel::{Blocking, GemmKernel, GemmTile};
 use crate::Isa;
 
@@ -102,34 +103,16 @@ pub static GEMM_F32_14X16_AVX512: GemmKernel = GemmKernel {
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm_f32_14x16_avx512(call: &GemmTile) {
     debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
-    let full = call.m - call.m % MR;
-    let mut start = 0;
-    if call.n == NR && call.first_k_block && call.last_k_block && full > 0 {
-        // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows; rows
-        // `0 .. full <= m` are `full / 14` whole tiles, `n == 16`, and the call is the only KC
-        // block; each instance is called with `KS == 0` or `KS == call.k_seg`.
-        unsafe {
-            // The segment depth as a constant where it is small and common: a 3x3 convolution
-            // over RGB reads A in segments of 9 floats; MobileNet's first two pointwise layers
-            // have depths 32 and 64.
-            match call.k_seg {
-                RGB_SEGMENT => full_tiles::<RGB_SEGMENT>(call, full / MR),
-                32 => full_tiles::<32>(call, full / MR),
-                64 => full_tiles::<64>(call, full / MR),
-                _ => full_tiles::<0>(call, full / MR),
-            }
-        }
-        start = full;
-    }
+    // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows; the lean loop
+    // gets whole tiles of a call that covers a whole panel and is its GEMM's only KC block, with
+    // `KS == 0` or `KS == call.k_seg` (`lean_full_tiles`).
+    let start = unsafe { lean_full_tiles!(call, MR, NR, full_tiles) };
     for r0 in (start..call.m).step_by(MR) {
         // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows, of which
         // this tile is rows `r0 .. r0 + t.m`.
         unsafe { one_tile(&call.rows(r0, MR.min(call.m - r0))) };
     }
 }
-
-/// Segment depth of the implicit GEMM of a 3x3 convolution over 3 input channels.
-const RGB_SEGMENT: usize = 9;
 
 /// `count` full 14 x 16 tiles (rows `0 .. 14 * count` of `t`) of a call that covers a whole
 /// panel and is its GEMM's only KC block, with the segment depth `KS` a constant (or 0: read
