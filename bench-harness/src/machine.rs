@@ -283,8 +283,12 @@ pub struct Ceiling {
     pub isa: String,
     /// Threads the probes ran on.
     pub threads: usize,
-    /// f32 FMA peak, GFLOP/s.
+    /// f32 FMA peak, GFLOP/s: the larger of the probes at the start and at the end of the run.
     pub fma_peak_gflops: f64,
+    /// The FMA peak probe at the end of the run, GFLOP/s (0 where not measured: `probe`, older
+    /// files).
+    #[serde(default)]
+    pub fma_peak_end_gflops: f64,
     /// Read bandwidth per level (`L1`, `L2`, `L3`, `DRAM`), GB/s.
     pub bandwidth_gbs: BTreeMap<String, f64>,
     /// Bytes per thread of the buffer each bandwidth was measured on.
@@ -372,6 +376,7 @@ pub fn measure_ceiling(
         isa: isa.name().to_string(),
         threads,
         fma_peak_gflops: fma.best,
+        fma_peak_end_gflops: 0.0,
         bandwidth_gbs,
         bandwidth_bytes_per_thread,
         fma_median_gflops: fma.median,
