@@ -120,8 +120,17 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
             s.push(t);
         }
     }
-    let peak_after = sepconv::probe::fma_peak_gflops(isa, threads).unwrap_or(0.0);
+    // After the runs: the FMA peak again, and how steady the core's FMA and L1 throughput were
+    // (median / best trial), to read the latency median against.
+    let d = sepconv::probe::DEFAULT_DURATION;
+    let fma_after = sepconv::probe::fma_peak_stats(isa, threads, d);
+    let l1_after = sepconv::probe::read_bandwidth_stats(isa, 16 << 10, threads, d);
+    let peak_after = fma_after.map_or(0.0, |s| s.best);
     let peak = peak_before.max(peak_after);
+    let steady = |s: Option<sepconv::probe::ProbeStats>| {
+        s.filter(|s| s.best > 0.0)
+            .map_or_else(|| "-".to_string(), |s| format!("{:.2}", s.median / s.best))
+    };
 
     let batch = a.batch as f64;
     let mut o = String::new();
@@ -145,9 +154,12 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
     let _ = writeln!(
         o,
         "FMA peak {peak:.1} GFLOP/s ({threads} thread{}, measured in this run: {peak_before:.1} \
-         before, {peak_after:.1} after; the larger is used); {} timed runs",
+         before, {peak_after:.1} after; the larger is used); {} timed runs; steadiness after \
+         them (median / best probe trial): FMA {}, L1 reads {}",
         if threads == 1 { "" } else { "s" },
-        total.len()
+        total.len(),
+        steady(fma_after),
+        steady(l1_after)
     );
     let _ = writeln!(o);
     let _ = writeln!(
