@@ -293,7 +293,8 @@ pub struct Ceiling {
     pub bandwidth_gbs: BTreeMap<String, f64>,
     /// Bytes per thread of the buffer each bandwidth was measured on.
     pub bandwidth_bytes_per_thread: BTreeMap<String, u64>,
-    /// Median trial of the FMA peak probe, GFLOP/s (0 in files from before it was recorded).
+    /// Median trial of the FMA peak probe at the start of the run, GFLOP/s (0 in files from
+    /// before it was recorded).
     #[serde(default)]
     pub fma_median_gflops: f64,
     /// Median trial of each bandwidth probe, GB/s (empty in files from before it was recorded).
@@ -308,7 +309,8 @@ impl Ceiling {
     }
 
     /// Median / best trial of the FMA probe and of each bandwidth probe (`FMA`, `L1`, ..), where
-    /// recorded: how steady the machine was during the run (1.0 = every trial alike).
+    /// recorded: how steady the machine was during the run (1.0 = every trial alike). The FMA
+    /// figure sets the start probe's median against the kept peak (the larger of start and end).
     pub fn steadiness(&self) -> Vec<(String, f64)> {
         let ratio = |median: f64, best: f64| (median > 0.0 && best > 0.0).then(|| median / best);
         let mut v: Vec<(String, f64)> = ratio(self.fma_median_gflops, self.fma_peak_gflops)
@@ -327,6 +329,16 @@ impl Ceiling {
                 .position(|x| x == l)
         });
         v
+    }
+
+    /// [`Ceiling::steadiness`] as text: `"FMA 0.98, L1 0.82, ..."` (empty where not recorded).
+    pub fn steadiness_text(&self) -> String {
+        let v: Vec<String> = self
+            .steadiness()
+            .iter()
+            .map(|(l, x)| format!("{l} {x:.2}"))
+            .collect();
+        v.join(", ")
     }
 }
 

@@ -91,14 +91,7 @@ pub fn ceilings_table(r: &Results) -> String {
         .ceilings
         .iter()
         .filter(|c| !c.steadiness().is_empty())
-        .map(|c| {
-            let v: Vec<String> = c
-                .steadiness()
-                .iter()
-                .map(|(l, x)| format!("{l} {x:.2}"))
-                .collect();
-            format!("{} x{}: {}", c.isa, c.threads, v.join(", "))
-        })
+        .map(|c| format!("{} x{}: {}", c.isa, c.threads, c.steadiness_text()))
         .collect();
     if !steady.is_empty() {
         let _ = writeln!(

@@ -294,15 +294,10 @@ pub fn run(plan: &Plan, workspace: &std::path::Path) -> Results {
                     c.bandwidth("L3"),
                     c.bandwidth("DRAM"),
                 ));
-                let steady: Vec<String> = c
-                    .steadiness()
-                    .iter()
-                    .map(|(l, x)| format!("{l} {x:.2}"))
-                    .collect();
                 note(format!(
                     "  {:<17} median / best trial: {}",
                     "",
-                    steady.join(", ")
+                    c.steadiness_text()
                 ));
                 ceilings.push(c);
             }
