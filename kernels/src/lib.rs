@@ -24,6 +24,16 @@
 //! checks exact subnormal inputs and outputs on every ISA and kernel. Sums are `f32` FMA chains;
 //! `threads` never changes a result's bits. NaN propagates through every activation.
 //!
+//! Cutting one operator into several calls: a depthwise output row is computed the same way
+//! whichever call computes it, so an engine that runs a depthwise layer in bands of output rows
+//! (the input rows the band needs as a view, [`Padding::Explicit`] with the layer's padding
+//! where the band touches a border; e.g. to feed each band straight into the next layer) gets
+//! the same bits as one call (tested: `depthwise_in_row_bands_gives_the_same_bits`). Pointwise
+//! and fully connected outputs can differ in the last bits when a pixel lands elsewhere in the
+//! GEMM's rows (another batch size, another range of pixels per call): the register tiles of the
+//! last 1-3 rows of a call split the depth over 2-4 accumulator chains to hide the FMA latency,
+//! which sums in another order than the full tiles.
+//!
 //! ```
 //! use sepconv::{Activation, Conv3x3Params, Kernels, Shape, TensorView, TensorViewMut, WeightLayout};
 //!

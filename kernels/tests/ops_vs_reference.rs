@@ -576,6 +576,100 @@ fn dw_skewed_rows(k: Kernels) {
     }
 }
 
+/// `(top, bottom, left, right)` zero rows/columns of `padding` for an `h x w` input at stride
+/// `s` (TensorFlow `SAME`: the odd one at the bottom/right).
+fn pads(padding: Padding, h: usize, w: usize, s: usize) -> (usize, usize, usize, usize) {
+    let same = |n: usize| {
+        let total = ((n.div_ceil(s) - 1) * s + 3).saturating_sub(n);
+        (total / 2, total - total / 2)
+    };
+    match padding {
+        Padding::Same => {
+            let ((t, b), (l, r)) = (same(h), same(w));
+            (t, b, l, r)
+        }
+        Padding::Valid => (0, 0, 0, 0),
+        Padding::Explicit {
+            top,
+            bottom,
+            left,
+            right,
+        } => (top, bottom, left, right),
+    }
+}
+
+/// A depthwise layer run in bands of output rows, each band one call on a view of the input rows
+/// it needs with explicit padding where it touches the top or bottom border (what a depth-first
+/// engine does), gives the same bits as one call: every padding and stride, bands of 1-5 rows,
+/// channel tails, and the skewed-copy path (1024 channels).
+fn dw_row_bands(k: Kernels) {
+    let mut rng = common::rng(0xBA4D);
+    let layers = [
+        (11, 9, 37, 1, Padding::Same),
+        (12, 10, 37, 2, Padding::Same),
+        (11, 8, 20, 2, Padding::Same),
+        (9, 6, 16, 1, Padding::Valid),
+        (10, 7, 9, 2, Padding::Valid),
+        (8, 5, 24, 1, explicit(2, 1, 1, 2)),
+        (9, 7, 33, 2, explicit(0, 2, 2, 0)),
+        (7, 7, 1024, 1, Padding::Same),
+    ];
+    for kv in variants(k) {
+        for (i, &(h, w, c, s, padding)) in layers.iter().enumerate() {
+            let x = common::random_vec(&mut rng, h * w * c);
+            let wt = common::random_vec(&mut rng, 9 * c);
+            let bias = common::random_vec(&mut rng, c);
+            let dw = kv
+                .pack_depthwise3x3(&wt, WeightLayout::Hwio, Some(&bias), c)
+                .unwrap();
+            let p = Conv3x3Params::new()
+                .stride(s)
+                .padding(padding)
+                .activation(ACTIVATIONS[i % 4]);
+            let (oh, ow) = p.output_size(h, w).unwrap();
+            let input = TensorView::new(&x, Shape::new(1, h, w, c)).unwrap();
+            let mut whole = vec![0.0; oh * ow * c];
+            let mut y = TensorViewMut::new(&mut whole, Shape::new(1, oh, ow, c)).unwrap();
+            kv.depthwise3x3(&input, &dw, &p, &mut y).unwrap();
+            let (top, _, left, right) = pads(padding, h, w, s);
+            for rows in 1..=5 {
+                let mut banded = vec![f32::NAN; oh * ow * c];
+                for r0 in (0..oh).step_by(rows) {
+                    let r1 = (r0 + rows).min(oh);
+                    // Padded input rows lo .. hi feed output rows r0 .. r1.
+                    let lo = (r0 * s) as isize - top as isize;
+                    let hi = ((r1 - 1) * s + 3) as isize - top as isize;
+                    let (y0, y1) = (lo.max(0) as usize, hi.min(h as isize) as usize);
+                    let band = Padding::Explicit {
+                        top: (y0 as isize - lo) as usize,
+                        bottom: (hi - y1 as isize) as usize,
+                        left,
+                        right,
+                    };
+                    let view =
+                        TensorView::new(&x[y0 * w * c..y1 * w * c], Shape::new(1, y1 - y0, w, c))
+                            .unwrap();
+                    let mut out = TensorViewMut::new(
+                        &mut banded[r0 * ow * c..r1 * ow * c],
+                        Shape::new(1, r1 - r0, ow, c),
+                    )
+                    .unwrap();
+                    kv.depthwise3x3(&view, &dw, &p.padding(band), &mut out)
+                        .unwrap();
+                }
+                assert!(
+                    whole
+                        .iter()
+                        .zip(&banded)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{}: {h}x{w}x{c} s{s} {padding:?}, bands of {rows} rows differ from one call",
+                    kv.dw_kernel(s).name
+                );
+            }
+        }
+    }
+}
+
 /// Nine 3x3 taps, all zero but the centre.
 fn centre(v: f32) -> [f32; 9] {
     let mut t = [0.0; 9];
@@ -591,6 +685,7 @@ isa_tests! {
     global_avg_pool_matches_reference => pool_random;
     depthwise_edges => dw_edges;
     depthwise_skewed_rows => dw_skewed_rows;
+    depthwise_in_row_bands_gives_the_same_bits => dw_row_bands;
     gemm_tile_edges => gemm_edges;
     conv3x3_edges => conv_edges;
     tiny_images_and_padding => tiny_images;

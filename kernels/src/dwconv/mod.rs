@@ -46,9 +46,11 @@ impl Skew {
 
     /// Whether rows of this pixel stride (floats) get skewed copies: multiples of 4 KiB (1024
     /// channels), at stride 1 only, where each output row copies one new input row. Measured:
-    /// at 2 KiB (512 channels) the copies gained 5-10% on Zen 3 (8-way L1) but lost 30% on a
-    /// Sapphire Rapids core (12-way 48 KiB L1: 41 -> 61 us on 14x14x512); at stride 2 (two
-    /// copied rows per output row) they lost on Zen 3 (14x14x512 s2: 25 -> 20% of peak).
+    /// at 2 KiB (512 channels) the copies lost on a Sapphire Rapids core (12-way 48 KiB L1:
+    /// 41 -> 61 us on 14x14x512) and, since the row kernel's edge groups got constant output
+    /// counts, on Zen 3 too (dw07-dw11 best of run 44-46 -> 39% of peak; they had gained 5-10%
+    /// before); at stride 2 (two copied rows per output row) they lost on Zen 3 (14x14x512 s2:
+    /// 25 -> 20% of peak).
     fn wanted(pixel_stride: usize, stride: usize) -> bool {
         stride == 1 && (pixel_stride * 4).is_multiple_of(4096)
     }
