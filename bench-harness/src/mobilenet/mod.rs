@@ -17,6 +17,15 @@
 //! * [`model`]: [`NetRunner`], the packed network and its buffers; `run` is one inference.
 //! * [`cli`]: `sepconv-bench mobilenet`, per-layer times and end-to-end latency.
 //!
+//! Layers run one after the other, each over the whole batch. Measured and not adopted (Zen 3,
+//! one thread, MobileNet v1 1.0-224, two runners alternating run by run, 150 runs, median of the
+//! per-run time ratios): running each depthwise layer and the pointwise layer after it in bands
+//! of output rows (each band's depthwise output, 64-256 KiB, kept in L2 and fed straight to the
+//! pointwise GEMM; the depthwise bands give the same bits as one call, see the `sepconv` crate
+//! docs) took 0.99-1.07x the time: the early depthwise layers got faster, and the GEMMs, now
+//! called per band, gave it back. Offsetting the two activation buffers from each other modulo
+//! 4 KiB (64 B to 2 KiB apart): 0.997-1.008x.
+//!
 //! # Weights: tensor names, shapes and layouts
 //!
 //! A [`Weights`] set (and a `.safetensors` file) holds the *unfolded* tensors of a trained

@@ -29,7 +29,12 @@
 //! Why groups outside and channel tiles inside: the two vectors of a pixel's tile are loaded back
 //! to back, so a line is used whole as soon as it arrives, and consecutive tiles read consecutive
 //! lines of each pixel, which the hardware prefetchers follow. (Walking the whole row per tile
-//! instead keeps weights in registers longer but strides across pages; it measured slower.)
+//! instead keeps weights in registers longer but strides across pages; it measured slower. Tried
+//! again for 512+ channels, where a tile's lines sit in two L1 sets and the row walk would read
+//! each input line once per row instead of 1.5 times: Zen 3, `report dwconv3x3/avx2` alternating,
+//! dw07-dw11 best 45-46 -> 43-45% of peak, dw12 28-31 -> 24-25, dw13 level; and it stalls when
+//! the output sits at the input's offset modulo the 2 KiB pixel stride (probe, 14x14x512: 33%
+//! against 44%), as each group's loads follow the previous group's stores of the same tile.)
 //!
 //! # Borders and tails
 //!

@@ -27,6 +27,13 @@
 //!
 //! The general tile's depth loop (unrolled by 4, 93 instructions, no spills) runs at 24.0 cycles
 //! per 48 FMAs in `llvm-mca -mcpu=znver3`: the FMA bound.
+//!
+//! KC = 1024 puts every MobileNet layer in the lean loop, though from K = 512 up a 16-column B
+//! sliver (32-64 KiB) no longer fits L1 and streams from L2 for every tile. KC = 256 keeps it in
+//! L1 and was tried for the medians on this shared machine, where L2 bandwidth wanders: 14x14,
+//! 512 -> 512 (probe, builds alternating) median 87-91 -> 79-83% of peak, best 96 -> 94-95.
+//! A software prefetch of the next B panel in the one-row tile (the classifier, batch 1, whose
+//! 4 MiB of weights come from DRAM inside the network) measured slower: 0.26-0.29 -> 0.29-0.33 ms.
 
 use core::arch::x86_64::*;
 
