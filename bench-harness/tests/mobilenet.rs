@@ -406,6 +406,7 @@ fn cli_prints_layers_latency_and_top_5() {
             "2",
             "--runs",
             "3",
+            "--alone",
         ])
         .output()
         .unwrap();
@@ -422,6 +423,8 @@ fn cli_prints_layers_latency_and_top_5() {
         "conv_pw_13 ",
         "conv_preds ",
         "softmax ",
+        "alone ms",
+        "inside the network the layers took",
         "end-to-end latency (batch 2): median",
         "over 3 runs",
         "top-5 classes, image 1:",

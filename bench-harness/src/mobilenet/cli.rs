@@ -1,5 +1,6 @@
 //! `sepconv-bench mobilenet`: runs the whole network repeatedly and prints per-layer times
-//! (measured inside the whole forwards), end-to-end latency and the top-5 classes.
+//! (measured inside the whole forwards, and each layer alone beside them), end-to-end latency
+//! and the top-5 classes.
 
 #![forbid(unsafe_code)]
 
@@ -53,6 +54,12 @@ pub struct MobilenetArgs {
     /// Time budget in milliseconds for the timed inferences (default 3000; at least 5 runs).
     #[arg(long)]
     pub budget_ms: Option<u64>,
+    /// Also time each layer alone: after every timed inference, each layer twice on the buffers
+    /// the network gives it, the second time timed (its caches warm from itself). Prints the
+    /// median beside the layer's time inside the inferences, and which layers the network's data
+    /// movement slows most. Each round then costs about three inferences.
+    #[arg(long)]
+    pub alone: bool,
 }
 
 /// Runs the command; returns the text to print.
@@ -102,6 +109,7 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
     let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); n_stages];
     let mut total = Vec::new();
     let mut times = vec![0.0; n_stages];
+    let mut alone: Vec<Vec<f64>> = vec![Vec::new(); if a.alone { n_stages - 1 } else { 0 }];
     let budget = Duration::from_millis(a.budget_ms.unwrap_or(3000));
     let start = Instant::now();
     loop {
@@ -119,7 +127,15 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
         for (s, &t) in per_layer.iter_mut().zip(&times) {
             s.push(t);
         }
+        // Interleaved with the inferences, so both see the machine in the same phase.
+        for (i, s) in alone.iter_mut().enumerate() {
+            runner.run_layer(i)?;
+            let t0 = Instant::now();
+            runner.run_layer(i)?;
+            s.push(t0.elapsed().as_secs_f64());
+        }
     }
+    let alone: Vec<f64> = alone.iter_mut().map(|s| median(s)).collect();
     // After the runs: the FMA peak again, and how steady the core's FMA and L1 throughput were
     // (median / best trial), to read the latency median against.
     let d = sepconv::probe::DEFAULT_DURATION;
@@ -162,10 +178,24 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
         steady(l1_after)
     );
     let _ = writeln!(o);
+    if a.alone {
+        let _ = writeln!(
+            o,
+            "layer times: median inside the whole inferences (share, GFLOP/s and % of peak from \
+             it) and median of the layer alone (run twice after each inference, the second timed)"
+        );
+    }
     let _ = writeln!(
         o,
-        "{:<24} {:<30} {:>8} {:>10} {:>7} {:>8} {:>7}",
-        "layer", "shape", "MFLOP", "median ms", "share %", "GFLOP/s", "% peak"
+        "{:<24} {:<30} {:>8} {:>10}{} {:>7} {:>8} {:>7}",
+        "layer",
+        "shape",
+        "MFLOP",
+        "median ms",
+        if a.alone { "  alone ms" } else { "" },
+        "share %",
+        "GFLOP/s",
+        "% peak"
     );
     let medians: Vec<f64> = per_layer.iter_mut().map(|s| median(s)).collect();
     let sum: f64 = medians.iter().sum();
@@ -184,28 +214,61 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
         format!("{} classes", runner.classes()),
         0.0,
     ));
-    for ((name, shape, mflop), &t) in rows.iter().zip(&medians) {
+    for (i, ((name, shape, mflop), &t)) in rows.iter().zip(&medians).enumerate() {
         let gflops = if t > 0.0 { mflop / 1e3 / t } else { 0.0 };
+        let alone_ms = match alone.get(i) {
+            Some(t) => format!(" {:>9.4}", t * 1e3),
+            None if a.alone => format!(" {:>9}", "-"),
+            None => String::new(),
+        };
         let _ = writeln!(
             o,
-            "{name:<24} {shape:<30} {mflop:>8.2} {:>10.4} {:>7.2} {gflops:>8.1} {:>7.1}",
+            "{name:<24} {shape:<30} {mflop:>8.2} {:>10.4}{alone_ms} {:>7.2} {gflops:>8.1} {:>7.1}",
             t * 1e3,
             100.0 * t / sum,
             pct(gflops, peak)
         );
     }
     let flops = net.flops() as f64 * batch;
+    let alone_sum: f64 = alone.iter().sum();
     let _ = writeln!(
         o,
-        "{:<24} {:<30} {:>8.2} {:>10.4} {:>7.2} {:>8.1} {:>7.1}",
+        "{:<24} {:<30} {:>8.2} {:>10.4}{} {:>7.2} {:>8.1} {:>7.1}",
         "sum of layer medians",
         "",
         flops / 1e6,
         sum * 1e3,
+        if a.alone {
+            format!(" {:>9.4}", alone_sum * 1e3)
+        } else {
+            String::new()
+        },
         100.0,
         flops / 1e9 / sum,
         pct(flops / 1e9 / sum, peak)
     );
+    // Where the network's data movement costs most: the layers slowest inside it against alone.
+    let mut extra: Vec<(f64, &str)> = alone
+        .iter()
+        .zip(&medians)
+        .zip(&rows)
+        .map(|((a, t), (name, ..))| (t - a, name.as_str()))
+        .collect();
+    extra.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let most: Vec<String> = extra
+        .iter()
+        .take(4)
+        .map(|(d, name)| format!("{name} {:+.3}", d * 1e3))
+        .collect();
+    if a.alone {
+        let _ = writeln!(
+            o,
+            "inside the network the layers took {:+.3} ms against alone (sum of medians); most: \
+             {} ms",
+            (sum - medians.last().copied().unwrap_or(0.0) - alone_sum) * 1e3,
+            most.join(", ")
+        );
+    }
     let (lo, hi) = total.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &t| {
         (lo.min(t), hi.max(t))
     });

@@ -205,37 +205,55 @@ impl NetRunner {
         &self.probs
     }
 
-    fn forward(&mut self, mut times: Option<&mut [f64]>) -> sepconv::Result<()> {
+    /// Runs layer `i` alone on the buffers a whole inference gives it: its input is what the
+    /// layer before it wrote in the last run (the input images for layer 0), its output goes
+    /// where the next layer reads it. Run repeatedly, this times a layer with the caches warm
+    /// from itself, to set beside its time inside whole inferences ([`NetRunner::run_timed`]).
+    ///
+    /// # Panics
+    /// If `i` is not a layer index.
+    pub fn run_layer(&mut self, i: usize) -> sepconv::Result<()> {
+        assert!(i < self.stages.len(), "layer {i} of {}", self.stages.len());
+        self.stage(i)
+    }
+
+    /// Layer `i`: reads the buffer layer `i - 1` wrote (the input for 0), writes the other.
+    fn stage(&mut self, i: usize) -> sepconv::Result<()> {
         let (k, n) = (self.k, self.batch);
         let [b0, b1] = &mut self.bufs;
-        let input = &self.input[..];
-        for (i, st) in self.stages.iter().enumerate() {
+        let (src, dst): (&[f32], &mut [f32]) = match (i, i % 2) {
+            (0, _) => (&self.input[..], &mut b0[..]),
+            (_, 0) => (&b1[..], &mut b0[..]),
+            _ => (&b0[..], &mut b1[..]),
+        };
+        let st = &self.stages[i];
+        let l = &st.layer;
+        let (oh, ow) = l.out_hw();
+        let x = TensorView::new(&src[..n * l.input_len()], Shape::new(n, l.h, l.w, l.cin))?;
+        let mut y = TensorViewMut::new(
+            &mut dst[..n * l.output_len()],
+            Shape::new(n, oh, ow, l.cout),
+        )?;
+        let p = Conv3x3Params::new().stride(l.stride).activation(ACTIVATION);
+        match &st.packed {
+            Packed::Conv(w) => k.conv3x3(&x, w, &p, &mut y),
+            Packed::Dw(w) => k.depthwise3x3(&x, w, &p, &mut y),
+            Packed::Pw(w) => k.pointwise(&x, w, ACTIVATION, &mut y),
+            Packed::Fc(w) => k.fully_connected(&x, w, Activation::None, &mut y),
+            Packed::Pool => k.global_avg_pool(&x, &mut y),
+        }
+    }
+
+    fn forward(&mut self, mut times: Option<&mut [f64]>) -> sepconv::Result<()> {
+        for i in 0..self.stages.len() {
             let t0 = times.as_ref().map(|_| Instant::now());
-            let (src, dst): (&[f32], &mut [f32]) = match (i, i % 2) {
-                (0, _) => (input, &mut b0[..]),
-                (_, 0) => (&b1[..], &mut b0[..]),
-                _ => (&b0[..], &mut b1[..]),
-            };
-            let l = &st.layer;
-            let (oh, ow) = l.out_hw();
-            let x = TensorView::new(&src[..n * l.input_len()], Shape::new(n, l.h, l.w, l.cin))?;
-            let mut y = TensorViewMut::new(
-                &mut dst[..n * l.output_len()],
-                Shape::new(n, oh, ow, l.cout),
-            )?;
-            let p = Conv3x3Params::new().stride(l.stride).activation(ACTIVATION);
-            match &st.packed {
-                Packed::Conv(w) => k.conv3x3(&x, w, &p, &mut y)?,
-                Packed::Dw(w) => k.depthwise3x3(&x, w, &p, &mut y)?,
-                Packed::Pw(w) => k.pointwise(&x, w, ACTIVATION, &mut y)?,
-                Packed::Fc(w) => k.fully_connected(&x, w, Activation::None, &mut y)?,
-                Packed::Pool => k.global_avg_pool(&x, &mut y)?,
-            }
+            self.stage(i)?;
             if let (Some(t), Some(t0)) = (times.as_deref_mut(), t0) {
                 t[i] += t0.elapsed().as_secs_f64();
             }
         }
         let t0 = times.as_ref().map(|_| Instant::now());
+        let n = self.batch;
         let logits = &self.bufs[(self.stages.len() - 1) % 2][..n * self.classes];
         for (z, p) in logits
             .chunks_exact(self.classes)
