@@ -30,9 +30,10 @@
 //! where the band touches a border; e.g. to feed each band straight into the next layer) gets
 //! the same bits as one call (tested: `depthwise_in_row_bands_gives_the_same_bits`). Pointwise
 //! and fully connected outputs can differ in the last bits when a pixel lands elsewhere in the
-//! GEMM's rows (another batch size, another range of pixels per call): the register tiles of the
-//! last 1-3 rows of a call split the depth over 2-4 accumulator chains to hide the FMA latency,
-//! which sums in another order than the full tiles.
+//! GEMM's rows (another batch size, another range of pixels per call): the short register tile
+//! that takes a call's last rows (AVX2 1-3 rows, AVX-512 1-3 or 1-7 depending on the tile) splits
+//! the depth over 2-4 accumulator chains to hide the FMA latency, which sums in another order than
+//! the full tiles.
 //!
 //! ```
 //! use sepconv::{Activation, Conv3x3Params, Kernels, Shape, TensorView, TensorViewMut, WeightLayout};
