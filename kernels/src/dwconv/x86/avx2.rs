@@ -22,9 +22,12 @@
 //! Tried and dropped (Zen 3): two output rows per call sharing 4 input rows (8 channels per
 //! pass, so 8 accumulators and both rows' taps fit 16 `ymm`; 0.58 loads per FMA): interior
 //! probe 35 / 34 on 14x14x512, 18 / 17 on 7x7x1024, level elsewhere: at 8 channels each line is
-//! used in two passes, and the aliased sets evict it in between. Prefetching, per group, the
-//! input rows the next output row adds: no gain inside MobileNet (depthwise layers 1.25-1.36 ms
-//! in all against 1.18-1.25 without).
+//! used in two passes, and the aliased sets evict it in between. The same at stride 2 (two
+//! output rows from 5 input rows instead of 6; interior-only probe running both alternately, best
+//! / median % of peak, one row vs two): 112x112x64 48/35-43 vs 42-43/31-39, 56x56x128
+//! 42-43/31-34 vs 35/25-28, 28x28x256 33-34/26-27 vs 25/18, 14x14x512 30/25-26 vs 18/14-15.
+//! Prefetching, per group, the input rows the next output row adds: no gain inside MobileNet
+//! (depthwise layers 1.25-1.36 ms in all against 1.18-1.25 without).
 
 use std::arch::x86_64::*;
 
