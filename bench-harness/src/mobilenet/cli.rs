@@ -247,20 +247,21 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
         flops / 1e9 / sum,
         pct(flops / 1e9 / sum, peak)
     );
-    // Where the network's data movement costs most: the layers slowest inside it against alone.
-    let mut extra: Vec<(f64, &str)> = alone
-        .iter()
-        .zip(&medians)
-        .zip(&rows)
-        .map(|((a, t), (name, ..))| (t - a, name.as_str()))
-        .collect();
-    extra.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let most: Vec<String> = extra
-        .iter()
-        .take(4)
-        .map(|(d, name)| format!("{name} {:+.3}", d * 1e3))
-        .collect();
     if a.alone {
+        // Where the network's data movement costs most: the layers slowest inside it against
+        // alone.
+        let mut extra: Vec<(f64, &str)> = alone
+            .iter()
+            .zip(&medians)
+            .zip(&rows)
+            .map(|((a, t), (name, ..))| (t - a, name.as_str()))
+            .collect();
+        extra.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let most: Vec<String> = extra
+            .iter()
+            .take(4)
+            .map(|(d, name)| format!("{name} {:+.3}", d * 1e3))
+            .collect();
         let _ = writeln!(
             o,
             "inside the network the layers took {:+.3} ms against alone (sum of medians); most: \
