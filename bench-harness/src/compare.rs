@@ -1,12 +1,23 @@
-//! `sepconv-bench compare NEW.json BASELINE.json`: the CI regression check.
+//! `sepconv-bench compare NEW.json BASELINE.json [BASELINE.json ...]`: the CI regression check.
 //!
 //! Rows are matched by `id` and `threads`. Each side's *efficiency* (GFLOP/s divided by the FMA
 //! peak measured in the same run) is compared, which cancels most machine drift (a slower machine
 //! lowers both). Both the peak and the rate are best-of measurements (the fastest timing sample,
 //! `best_efficiency`): interference from other processes only ever adds time, so the fastest
 //! sample is the most repeatable number on a shared machine. A row regresses when its
-//! efficiency dropped by more than the threshold (default 15%). Rows only in one file are listed, not failed (a machine without an
-//! ISA has no rows for it); no matched row at all fails.
+//! efficiency dropped by more than the threshold (default 15%). Rows only in one file are
+//! listed, not failed (a machine without an ISA has no rows for it); no matched row at all fails.
+//!
+//! # One baseline per machine
+//!
+//! Efficiency against the peak cancels a machine's clock, not its memory system: an Intel Xeon
+//! VM (Cascade Lake, L3 read 24 GB/s from one core) runs the memory-bound rows at half the
+//! efficiency of the Zen 3 VM the first baseline was recorded on (70 GB/s), with the same code.
+//! So each machine gets its own baseline, and [`pick_baseline`] takes the one recorded on a
+//! machine like this one ([`MachineKey`]: CPU model, cache sizes, ISAs). When none was, the
+//! rows are compared by *% of their roofline bound* instead (best GFLOP/s over `min(peak, AI x
+//! bandwidth of the level the working set lives in)`, both measured in the same run), which
+//! also cancels the memory system to first order; the report says which metric it used.
 
 #![forbid(unsafe_code)]
 
@@ -21,8 +32,69 @@ use serde::Deserialize;
 pub struct CompareFile {
     /// Schema version of the file.
     pub schema_version: u32,
+    /// The machine it was measured on (absent in hand-made files).
+    #[serde(default)]
+    pub machine: Option<MachineKey>,
     /// The rows.
     pub rows: Vec<CompareRow>,
+}
+
+/// What makes two results files comparable by efficiency against the peak: the same CPU model,
+/// cache sizes and ISAs (the fields of `machine` in results.json that `compare` reads).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct MachineKey {
+    /// `model name`.
+    pub cpu_model: String,
+    /// The caches, smallest level first.
+    #[serde(default)]
+    pub caches: Vec<CacheKey>,
+    /// ISAs sepconv can run there.
+    #[serde(default)]
+    pub isas: Vec<String>,
+}
+
+/// One cache level as [`MachineKey`] compares it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct CacheKey {
+    /// 1, 2, 3.
+    pub level: u32,
+    /// Size in bytes.
+    pub size_bytes: u64,
+}
+
+/// What a comparison divides each row's best GFLOP/s by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// The FMA peak of the same run (`best_efficiency`): for a baseline from this machine.
+    Peak,
+    /// The row's roofline bound of the same run (`bound_gflops`): across machines.
+    Bound,
+}
+
+impl Metric {
+    /// The metric's name in the report.
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Peak => "efficiency (GFLOP/s / measured peak)",
+            Metric::Bound => "% of roofline bound (GFLOP/s / min(peak, AI x bandwidth), measured)",
+        }
+    }
+}
+
+/// The baseline to compare `new` against: the first one recorded on a machine like `new`'s,
+/// compared by [`Metric::Peak`]; else the first one, by [`Metric::Bound`]. `None` when
+/// `baselines` is empty.
+pub fn pick_baseline<'a>(
+    new: &CompareFile,
+    baselines: &'a [CompareFile],
+) -> Option<(&'a CompareFile, Metric)> {
+    match baselines
+        .iter()
+        .find(|b| b.machine.is_some() && b.machine == new.machine)
+    {
+        Some(b) => Some((b, Metric::Peak)),
+        None => baselines.first().map(|b| (b, Metric::Bound)),
+    }
 }
 
 /// One row as `compare` reads it.
@@ -43,11 +115,23 @@ pub struct CompareRow {
     /// where a file lacks it).
     #[serde(default)]
     pub best_efficiency: Option<f64>,
+    /// The row's roofline bound in GFLOP/s, from the same run's ceilings.
+    #[serde(default)]
+    pub bound_gflops: Option<f64>,
 }
 
 impl CompareRow {
     fn eff(&self) -> f64 {
         self.best_efficiency.unwrap_or(self.efficiency)
+    }
+
+    /// The row's score under `metric` (`Bound` falls back to `Peak` where a file lacks the
+    /// bound).
+    fn score(&self, metric: Metric) -> f64 {
+        match (metric, self.bound_gflops) {
+            (Metric::Bound, Some(b)) if b > 0.0 => self.rate() / b,
+            _ => self.eff(),
+        }
     }
 
     fn rate(&self) -> f64 {
@@ -90,9 +174,9 @@ pub struct Matched {
     pub id: String,
     /// Threads.
     pub threads: usize,
-    /// Baseline efficiency (best sample / peak).
+    /// Baseline score (best sample / peak, or / bound: [`Metric`]).
     pub base: f64,
-    /// New efficiency.
+    /// New score.
     pub new: f64,
     /// Baseline and new GFLOP/s.
     pub gflops: (f64, f64),
@@ -107,6 +191,8 @@ pub struct Matched {
 pub struct Comparison {
     /// The threshold used (0.15 = 15%).
     pub threshold: f64,
+    /// What the scores divide by.
+    pub metric: Metric,
     /// Rows in both files.
     pub matched: Vec<Matched>,
     /// Ids only in the new file.
@@ -115,24 +201,26 @@ pub struct Comparison {
     pub only_base: Vec<String>,
 }
 
-/// Compares `new` against `base`.
-pub fn compare(new: &CompareFile, base: &CompareFile, threshold: f64) -> Comparison {
+/// Compares `new` against `base` by `metric`.
+pub fn compare(
+    new: &CompareFile,
+    base: &CompareFile,
+    threshold: f64,
+    metric: Metric,
+) -> Comparison {
     let key = |r: &CompareRow| (r.id.clone(), r.threads);
     let mut matched = Vec::new();
     let mut only_new = Vec::new();
     for n in &new.rows {
         match base.rows.iter().find(|b| key(b) == key(n)) {
             Some(b) => {
-                let change = if b.eff() > 0.0 {
-                    n.eff() / b.eff() - 1.0
-                } else {
-                    0.0
-                };
+                let (bs, ns) = (b.score(metric), n.score(metric));
+                let change = if bs > 0.0 { ns / bs - 1.0 } else { 0.0 };
                 matched.push(Matched {
                     id: n.id.clone(),
                     threads: n.threads,
-                    base: b.eff(),
-                    new: n.eff(),
+                    base: bs,
+                    new: ns,
                     gflops: (b.rate(), n.rate()),
                     change,
                     regressed: change < -threshold,
@@ -149,6 +237,7 @@ pub fn compare(new: &CompareFile, base: &CompareFile, threshold: f64) -> Compari
         .collect();
     Comparison {
         threshold,
+        metric,
         matched,
         only_new,
         only_base,
@@ -179,7 +268,21 @@ impl Comparison {
         let _ = writeln!(
             s,
             "{:<w$}  {:>3}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}",
-            "id", "thr", "base GF/s", "new GF/s", "base eff", "new eff", "change"
+            "id",
+            "thr",
+            "base GF/s",
+            "new GF/s",
+            if self.metric == Metric::Peak {
+                "base eff"
+            } else {
+                "base %bd"
+            },
+            if self.metric == Metric::Peak {
+                "new eff"
+            } else {
+                "new %bd"
+            },
+            "change"
         );
         for m in &self.matched {
             let _ = writeln!(
@@ -218,10 +321,11 @@ impl Comparison {
         let reg = self.regressions();
         let _ = writeln!(
             s,
-            "\n{} rows compared, {} regressed by more than {:.0}% in efficiency (GFLOP/s / measured peak){}",
+            "\n{} rows compared, {} regressed by more than {:.0}% in {}{}",
             self.matched.len(),
             reg.len(),
             100.0 * self.threshold,
+            self.metric.name(),
             if self.matched.is_empty() {
                 ": FAIL (nothing matched)"
             } else if reg.is_empty() {
@@ -241,6 +345,7 @@ mod tests {
     fn file(rows: &[(&str, f64)]) -> CompareFile {
         CompareFile {
             schema_version: 1,
+            machine: None,
             rows: rows
                 .iter()
                 .map(|&(id, eff)| CompareRow {
@@ -250,6 +355,7 @@ mod tests {
                     efficiency: eff / 2.0,
                     best_gflops: Some(eff * 100.0),
                     best_efficiency: Some(eff),
+                    bound_gflops: Some(100.0),
                 })
                 .collect(),
         }
@@ -260,7 +366,7 @@ mod tests {
         let base = file(&[("a", 0.8), ("b", 0.3)]);
         let first = file(&[("a", 0.5), ("b", 0.2)]);
         let rerun = file(&[("a", 0.79), ("b", 0.1)]);
-        let c = compare(&first.best_of(&[rerun]), &base, 0.15);
+        let c = compare(&first.best_of(&[rerun]), &base, 0.15, Metric::Peak);
         let r: Vec<_> = c.regressions().iter().map(|m| m.id.clone()).collect();
         assert_eq!(r, ["b"], "{}", c.report());
     }
@@ -271,7 +377,7 @@ mod tests {
             ("layer.pointwise/avx2/x", 0.8),
             ("layer.dwconv3x3/avx2/y", 0.3),
         ]);
-        let c = compare(&a, &a, 0.15);
+        let c = compare(&a, &a, 0.15, Metric::Peak);
         assert!(!c.failed(), "{}", c.report());
         assert_eq!(c.matched.len(), 2);
         assert!(c.report().contains(": OK"));
@@ -287,25 +393,25 @@ mod tests {
             ("layer.pointwise/avx2/x", 0.8),
             ("layer.dwconv3x3/avx2/y", 0.2),
         ]);
-        let c = compare(&new, &base, 0.15);
+        let c = compare(&new, &base, 0.15, Metric::Peak);
         assert!(c.failed());
         assert_eq!(c.regressions().len(), 1);
         assert_eq!(c.regressions()[0].id, "layer.dwconv3x3/avx2/y");
         assert!(c.report().contains("REGRESSED"));
         // A looser threshold lets the same drop (33%) pass.
-        assert!(!compare(&new, &base, 0.4).failed());
+        assert!(!compare(&new, &base, 0.4, Metric::Peak).failed());
     }
 
     #[test]
     fn faster_and_unmatched_rows_do_not_fail() {
         let base = file(&[("a", 0.5), ("gone", 0.5)]);
         let new = file(&[("a", 0.9), ("added", 0.1)]);
-        let c = compare(&new, &base, 0.15);
+        let c = compare(&new, &base, 0.15, Metric::Peak);
         assert!(!c.failed());
         assert_eq!(c.only_new, vec!["added (x1)"]);
         assert_eq!(c.only_base, vec!["gone (x1)"]);
         // Nothing in common: fail.
-        assert!(compare(&file(&[("b", 0.5)]), &base, 0.15).failed());
+        assert!(compare(&file(&[("b", 0.5)]), &base, 0.15, Metric::Peak).failed());
     }
 
     #[test]
@@ -313,7 +419,57 @@ mod tests {
         let base = file(&[("a", 0.5)]);
         let mut new = file(&[("a", 0.1)]);
         new.rows[0].threads = 2;
-        let c = compare(&new, &base, 0.15);
+        let c = compare(&new, &base, 0.15, Metric::Peak);
         assert!(c.matched.is_empty() && c.failed());
+    }
+
+    fn on(mut f: CompareFile, cpu: &str) -> CompareFile {
+        f.machine = Some(MachineKey {
+            cpu_model: cpu.to_string(),
+            caches: vec![CacheKey {
+                level: 1,
+                size_bytes: 32768,
+            }],
+            isas: vec!["avx2".to_string()],
+        });
+        f
+    }
+
+    #[test]
+    fn the_baseline_of_this_machine_is_picked_else_the_bound_metric() {
+        let zen = on(file(&[("a", 0.5)]), "AMD EPYC");
+        let xeon = on(file(&[("a", 0.3)]), "Intel Xeon");
+        let new = on(file(&[("a", 0.3)]), "Intel Xeon");
+        let bases = [zen.clone(), xeon];
+        let (b, m) = pick_baseline(&new, &bases).unwrap();
+        assert_eq!(
+            (b.machine.as_ref().unwrap().cpu_model.as_str(), m),
+            ("Intel Xeon", Metric::Peak)
+        );
+        let other = on(file(&[("a", 0.3)]), "Neoverse");
+        let (b, m) = pick_baseline(&other, &bases).unwrap();
+        assert_eq!(
+            (b.machine.as_ref().unwrap().cpu_model.as_str(), m),
+            ("AMD EPYC", Metric::Bound)
+        );
+        assert!(pick_baseline(&new, &[]).is_none());
+    }
+
+    #[test]
+    fn the_bound_metric_divides_by_each_rows_bound() {
+        // Same % of peak, but the new machine's bound for the row is half: 2x the % of bound.
+        let base = file(&[("a", 0.4)]);
+        let mut new = file(&[("a", 0.4)]);
+        new.rows[0].bound_gflops = Some(50.0);
+        let c = compare(&new, &base, 0.15, Metric::Bound);
+        assert!((c.matched[0].change - 1.0).abs() < 1e-9, "{}", c.report());
+        // A row slower against its bound fails.
+        new.rows[0].bound_gflops = Some(200.0);
+        let c = compare(&new, &base, 0.15, Metric::Bound);
+        assert!(
+            c.failed() && c.report().contains("roofline bound"),
+            "{}",
+            c.report()
+        );
     }
 }

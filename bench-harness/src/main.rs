@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sepconv::Isa;
-use sepconv_bench::compare::{compare, CompareFile};
+use sepconv_bench::compare::{compare, pick_baseline, CompareFile, Metric};
 use sepconv_bench::suite::{Plan, SuiteKind};
 use sepconv_bench::{cost_ratio, report, roofline, suite, workloads};
 
@@ -29,13 +29,16 @@ enum Cmd {
     /// Run the suite on every ISA this CPU has; write roofline.md, results.json, roofline.svg and
     /// cost_ratio.md to reports/<date>_<cpu>/ and print a summary.
     Report(ReportArgs),
-    /// Compare two results.json files by row id: fail (exit 1) when any row's efficiency
-    /// (GFLOP/s / peak measured in the same run) dropped by more than the threshold.
+    /// Compare a results.json with a baseline by row id: fail (exit 1) when any row's efficiency
+    /// (GFLOP/s / peak measured in the same run) dropped by more than the threshold. Of several
+    /// baselines the one recorded on a machine like this one is used; when none was, the first,
+    /// by % of each row's roofline bound instead of % of peak.
     Compare {
         /// The new results.json.
         new: PathBuf,
-        /// The baseline results.json (e.g. reports/baseline.json).
-        baseline: PathBuf,
+        /// Baseline results.json files, one per machine (e.g. reports/baseline*.json).
+        #[arg(required = true)]
+        baselines: Vec<PathBuf>,
         /// Largest allowed relative drop in efficiency (0.15 = 15%).
         #[arg(long, default_value_t = 0.15)]
         threshold: f64,
@@ -108,15 +111,40 @@ fn main() -> ExitCode {
         Cmd::Report(a) => run_report(a),
         Cmd::Compare {
             new,
-            baseline,
+            baselines,
             threshold,
             rerun,
         } => {
             let load = |p: &PathBuf| CompareFile::load(p);
             let reruns: Result<Vec<_>, _> = rerun.iter().map(load).collect();
-            match (load(&new), load(&baseline), reruns) {
-                (Ok(n), Ok(b), Ok(r)) => {
-                    let c = compare(&n.best_of(&r), &b, threshold);
+            let bases: Result<Vec<_>, _> = baselines.iter().map(load).collect();
+            match (load(&new), bases, reruns) {
+                (Ok(n), Ok(bases), Ok(r)) => {
+                    let Some((b, metric)) = pick_baseline(&n, &bases) else {
+                        eprintln!("sepconv-bench compare: no baseline given");
+                        return ExitCode::from(2);
+                    };
+                    let i = bases.iter().position(|x| std::ptr::eq(x, b)).unwrap_or(0);
+                    let on = |f: &CompareFile| {
+                        f.machine
+                            .as_ref()
+                            .map_or("an unrecorded machine".to_string(), |m| m.cpu_model.clone())
+                    };
+                    println!(
+                        "baseline: {} (recorded on {}){}",
+                        baselines[i].display(),
+                        on(b),
+                        if metric == Metric::Bound {
+                            format!(
+                                "; none was recorded on this machine ({}): rows compared by % of \
+                                 their roofline bound",
+                                on(&n)
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                    let c = compare(&n.best_of(&r), b, threshold, metric);
                     print!("{}", c.report());
                     if c.failed() {
                         ExitCode::FAILURE
