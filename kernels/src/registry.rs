@@ -40,6 +40,10 @@ pub static DW_KERNELS: &[&DwKernel] = &[
     &dwconv::x86::avx512::DWCONV3X3_F32_C32_AVX512,
     #[cfg(target_arch = "x86_64")]
     &dwconv::x86::avx512::DWCONV3X3S2_F32_C32_AVX512,
+    #[cfg(target_arch = "x86_64")]
+    &dwconv::x86::avx512::DWCONV3X3_F32_C32W8_AVX512,
+    #[cfg(target_arch = "x86_64")]
+    &dwconv::x86::avx512::DWCONV3X3S2_F32_C32W8_AVX512,
 ];
 
 /// The GEMM kernels written for `isa`.

@@ -63,30 +63,52 @@ fn gemm_tiles(k: Kernels) {
 
 /// Every channel count 1..=33 (each tail mask of the 32-channel tile: one masked `zmm`, one whole
 /// `zmm`, a whole and a masked one) and 47, 48, 49, 64, 65 (a whole tile, then each tail kind) at
-/// both strides, with widths giving groups of 1..=4 outputs at and away from both borders.
+/// both strides, with widths giving groups of 1..=4 outputs at and away from both borders; for
+/// every registered AVX-512 depthwise kernel (the group rules for 12-way and 8-way L1s).
 fn dw_tails(k: Kernels) {
-    assert_eq!(k.dw_kernel(1).name, "dwconv3x3_f32_c32_avx512");
-    assert_eq!(k.dw_kernel(2).name, "dwconv3x3s2_f32_c32_avx512");
+    let names: Vec<_> = [1, 2]
+        .iter()
+        .flat_map(|&s| sepconv::registry::dw_kernels(Isa::Avx512, s))
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "dwconv3x3_f32_c32_avx512",
+            "dwconv3x3_f32_c32w8_avx512",
+            "dwconv3x3s2_f32_c32_avx512",
+            "dwconv3x3s2_f32_c32w8_avx512"
+        ]
+    );
+    for stride in [1, 2] {
+        for d in sepconv::registry::dw_kernels(Isa::Avx512, stride) {
+            let k = k.with_dw_kernel(d).unwrap();
+            assert_eq!(k.dw_kernel(stride).name, d.name);
+            dw_tails_at(k, stride);
+        }
+    }
+}
+
+fn dw_tails_at(k: Kernels, stride: usize) {
     let mut i = 0;
     for c in (1..=33).chain([47, 48, 49, 64, 65]) {
-        for stride in [1, 2] {
-            for w in [1, 3, 4, 6, 7, 10, 13] {
-                i += 1;
-                let case = Case {
-                    stride,
-                    padding: if i % 3 == 0 {
-                        Padding::Valid
-                    } else {
-                        Padding::Same
-                    },
-                    act: ACTIVATIONS[i % 4],
-                    in_gap: i % 2,
-                    out_gap: (i / 2) % 2,
-                    seed: i as u64,
-                    ..Case::new(1, 3, w, c, c)
-                };
-                cases::depthwise(k, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
-            }
+        for w in [1, 3, 4, 6, 7, 10, 13] {
+            i += 1;
+            let case = Case {
+                stride,
+                padding: if i % 3 == 0 {
+                    Padding::Valid
+                } else {
+                    Padding::Same
+                },
+                act: ACTIVATIONS[i % 4],
+                in_gap: i % 2,
+                out_gap: (i / 2) % 2,
+                seed: i as u64,
+                ..Case::new(1, 3, w, c, c)
+            };
+            cases::depthwise(k, &case)
+                .unwrap_or_else(|e| panic!("{}: {case:?}: {e}", k.dw_kernel(stride).name));
         }
     }
 }

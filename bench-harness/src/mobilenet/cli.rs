@@ -60,6 +60,14 @@ pub struct MobilenetArgs {
     /// movement slows most. Each round then costs about three inferences.
     #[arg(long)]
     pub alone: bool,
+    /// GEMM micro-kernel by name, instead of the ISA's production one (a registered variant of
+    /// the same ISA, e.g. gemm_f32_14x16_avx512): to see which tile suits this CPU.
+    #[arg(long)]
+    pub gemm_kernel: Option<String>,
+    /// Depthwise kernel by name (either stride; the other stride follows with the same channel
+    /// tile), instead of the ISA's production one.
+    #[arg(long)]
+    pub dw_kernel: Option<String>,
 }
 
 /// Runs the command; returns the text to print.
@@ -82,7 +90,23 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
     } else {
         a.threads
     };
-    let k = k.with_threads(threads)?;
+    let mut k = k.with_threads(threads)?;
+    if let Some(name) = &a.gemm_kernel {
+        let g = sepconv::registry::GEMM_KERNELS
+            .iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| ModelError::Unsupported(format!("no GEMM kernel named {name:?}")))?;
+        k = k.with_gemm_kernel(g)?;
+    }
+    if let Some(name) = &a.dw_kernel {
+        let d = sepconv::registry::DW_KERNELS
+            .iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| {
+                ModelError::Unsupported(format!("no depthwise kernel named {name:?}"))
+            })?;
+        k = k.with_dw_kernel(d)?;
+    }
     let (weights, source) = match &a.weights {
         Some(p) => (Weights::load(p)?, p.display().to_string()),
         None => (

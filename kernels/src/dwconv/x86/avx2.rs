@@ -13,7 +13,7 @@
 //! into one or two of L1's 64 sets. Up to about twice its 8 ways per set, groups of 4 still win
 //! (each line is read whole, back to back), except at stride 2 where groups of 2 fit the ways;
 //! beyond that (1024 channels at stride 2: 27 lines per set) `row` uses `G` = 2 (`lines_per_set`,
-//! `ALIASED_LINES_OK`).
+//! `ALIASED_LINES_OK` in `x86/mod.rs`).
 //!
 //! The stride, more than the L2 traffic, is what costs on the wide layers: interior pixels only
 //! (probe, Zen 3, best / median % of peak), 56x56x128 runs at 69 / 49 and 14x14x512 at 42 / 40,
@@ -32,7 +32,7 @@
 use std::arch::x86_64::*;
 
 use super::row::{row_groups, Lanes};
-use super::{lines_per_set, L1_WAYS};
+use super::{groups_of_four_8_ways, lines_per_set};
 use crate::dwconv::ukernel::{DwKernel, DwRow};
 use crate::Isa;
 
@@ -77,16 +77,7 @@ pub unsafe fn dwconv3x3s2_f32_c16_avx2(r: &DwRow) {
     unsafe { row::<2>(r) }
 }
 
-/// The most lines of one group-and-tile step in a single L1 set for which groups of 4 can still
-/// win. Measured on Zen 3 with 64-byte-aligned rows (best of run, % of peak, groups of 4 vs 2):
-/// 512 channels at stride 1 (9 lines per set against 6) 43 vs 36; at stride 2 (15 against 9)
-/// 31-32 vs 28-30 on 14x14, level on 28x28; 1024 channels at stride 2 (27) 20 vs 22-23. Each line
-/// of a step is read whole, back to back, so a set holding more lines than its ways costs little
-/// until the lines in flight outnumber them about twice. At stride 2, though, groups of 2 win
-/// when they fit the ways: 256 channels (9 lines against 6) 38 vs 33-34.
-const ALIASED_LINES_OK: usize = 2 * L1_WAYS;
-
-/// One row: picks the group size, then [`row_groups`].
+/// One row: picks the group size ([`groups_of_four_8_ways`]), then [`row_groups`].
 ///
 /// # Safety
 ///
@@ -94,10 +85,7 @@ const ALIASED_LINES_OK: usize = 2 * L1_WAYS;
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row<const S: usize>(r: &DwRow) {
     let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
-    // Past the ways, groups of 4 still win while their lines stay within twice the ways, except
-    // at stride 2 where groups of 2 fit the ways (their input reuse is closer to that of 4).
-    let four = g4 <= L1_WAYS || g4 <= g2 || (g4 <= ALIASED_LINES_OK && (S == 1 || g2 > L1_WAYS));
-    if four {
+    if groups_of_four_8_ways(g4, g2, S) {
         // SAFETY: forwarded; this is AVX2's `#[target_feature]` function.
         unsafe { row_groups::<Ymm, S, 4>(r) }
     } else {

@@ -12,7 +12,7 @@
 use std::arch::x86_64::*;
 
 use super::row::{row_groups, Lanes};
-use super::{lines_per_set, L1_WAYS};
+use super::{groups_of_four_8_ways, lines_per_set, L1_WAYS};
 use crate::dwconv::ukernel::{DwKernel, DwRow};
 use crate::Isa;
 
@@ -37,6 +37,24 @@ pub static DWCONV3X3S2_F32_C32_AVX512: DwKernel = DwKernel {
     func: dwconv3x3s2_f32_c32_avx512,
 };
 
+/// `dwconv3x3_f32_c32w8_avx512`: stride 1, the group rule for an 8-way L1 (`row_8_ways`).
+pub static DWCONV3X3_F32_C32W8_AVX512: DwKernel = DwKernel {
+    name: "dwconv3x3_f32_c32w8_avx512",
+    isa: Isa::Avx512,
+    stride: 1,
+    c_tile: C_TILE,
+    func: dwconv3x3_f32_c32w8_avx512,
+};
+
+/// `dwconv3x3s2_f32_c32w8_avx512`: stride 2, the group rule for an 8-way L1.
+pub static DWCONV3X3S2_F32_C32W8_AVX512: DwKernel = DwKernel {
+    name: "dwconv3x3s2_f32_c32w8_avx512",
+    isa: Isa::Avx512,
+    stride: 2,
+    c_tile: C_TILE,
+    func: dwconv3x3s2_f32_c32w8_avx512,
+};
+
 /// Depthwise 3x3, stride 1, one output row (see [`crate::dwconv::ukernel::DwRowFn`]).
 ///
 /// # Safety
@@ -57,8 +75,56 @@ pub unsafe fn dwconv3x3s2_f32_c32_avx512(r: &DwRow) {
     unsafe { row::<2>(r) }
 }
 
-/// One row: picks the group size, then [`row_groups`]: groups of 2 once a group of 4 puts more
-/// lines into one L1 set than it has ways (8), unlike the AVX2 kernel, which keeps groups of 4 up
+/// Depthwise 3x3, stride 1, one output row, group rule for an 8-way L1 (see
+/// [`crate::dwconv::ukernel::DwRowFn`]).
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 32`; the CPU has AVX-512F.
+pub unsafe fn dwconv3x3_f32_c32w8_avx512(r: &DwRow) {
+    // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX-512F available).
+    unsafe { row_8_ways::<1>(r) }
+}
+
+/// Depthwise 3x3, stride 2, one output row, group rule for an 8-way L1 (see
+/// [`crate::dwconv::ukernel::DwRowFn`]).
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 32`; the CPU has AVX-512F.
+pub unsafe fn dwconv3x3s2_f32_c32w8_avx512(r: &DwRow) {
+    // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX-512F available).
+    unsafe { row_8_ways::<2>(r) }
+}
+
+/// One row with the AVX2 kernel's group rule ([`groups_of_four_8_ways`]), for cores with an
+/// 8-way L1 (`isa::l1d_ways`). Measured on one Cascade Lake core (Intel Xeon VM, family 6 model
+/// 85 stepping 7, 32 KiB 8-way L1, 1 MiB L2; `report dwconv3x3/avx512/mbv1_a100_r224_dw --isa
+/// avx512 --budget-ms 300`, builds alternating, twice each, median % of the AVX-512 peak):
+/// [`row`]'s rule / groups of 4 everywhere: dw07-dw11 (14x14x512, stride 1) 21-22 / 28,
+/// dw12 (stride 2) 17-19 / 22-23, dw06 (28x28x256, stride 2) 19-20 / 18, every other layer
+/// level; this rule picks groups of 4 on dw07-dw12 and keeps groups of 2 on dw06. With 8 ways
+/// neither group size keeps a 512-channel step's lines in L1, and groups of 4 read fewer lines
+/// per output; with 12 ways (Sapphire/Emerald Rapids) groups of 2 do fit, and win.
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 32` and stride `S`; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn row_8_ways<const S: usize>(r: &DwRow) {
+    let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
+    if groups_of_four_8_ways(g4, g2, S) {
+        // SAFETY: forwarded; this is AVX-512's `#[target_feature]` function.
+        unsafe { row_groups::<Zmm, S, 4>(r) }
+    } else {
+        // SAFETY: forwarded; this is AVX-512's `#[target_feature]` function.
+        unsafe { row_groups::<Zmm, S, 2>(r) }
+    }
+}
+
+/// One row, for cores with a 12-way L1 (48 KiB: Sapphire and Emerald Rapids): picks the group
+/// size, then [`row_groups`]: groups of 2 once a group of 4 puts more lines into one L1 set than
+/// 8, unlike the AVX2 kernel, which keeps groups of 4 up
 /// to twice that. Measured on one Emerald Rapids core (`report dwconv3x3/avx512`, builds
 /// alternating, median % of peak): the AVX2 rule took dw07-dw11 (14x14x512, stride 1) from 40-41
 /// to 31-32 and dw05/dw06 from 45-53 / 33 to 32-39 / 24-25; groups of 4 everywhere 30-39 on
