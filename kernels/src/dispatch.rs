@@ -57,8 +57,9 @@ fn production_dw(isa: Isa) -> Option<(&'static DwKernel, &'static DwKernel)> {
             &dwconv::aarch64::neon::DWCONV3X3_F32_C4_NEON,
             &dwconv::aarch64::neon::DWCONV3X3S2_F32_C4_NEON,
         )),
-        // The group rule follows the L1's ways: 8 (Cascade Lake, Zen 4) or 12 (Sapphire and
-        // Emerald Rapids); see `dwconv/x86/avx512.rs`.
+        // The depthwise group rule follows the L1's ways: 8 (measured on Cascade Lake; Zen 4 has
+        // the same geometry, not measured) or 12 (Sapphire and Emerald Rapids); see
+        // `dwconv/x86/avx512.rs`.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 if crate::isa::l1d_ways() <= 8 => Some((
             &dwconv::x86::avx512::DWCONV3X3_F32_C32W8_AVX512,

@@ -76,8 +76,8 @@ pub(crate) fn is_amd() -> bool {
 /// Ways of the L1 data cache, from CPUID's deterministic cache parameters (leaf 4 on Intel,
 /// 0x8000_001D on AMD); 8 when the CPU does not say. Read once. Kernels whose best loop order
 /// depends on how many lines of one L1 set survive (the AVX-512 depthwise group rule) are chosen
-/// by it: 8 on Zen 3/4 and Intel cores up to Cascade Lake / Ice Lake client, 12 on Sapphire and
-/// Emerald Rapids (48 KiB).
+/// by it: 8 on Zen 3/4 and Intel server cores up to Cascade Lake, 12 on Sapphire and Emerald
+/// Rapids (48 KiB).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn l1d_ways() -> usize {
     use std::arch::x86_64::{__cpuid, __cpuid_count};
