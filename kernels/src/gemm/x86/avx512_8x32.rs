@@ -41,7 +41,15 @@
 //! 0/1/5, which is what keeps it under 100% there. Measured on a Cascade Lake core (a Skylake
 //! server derivative), pointwise layers alone over the public API (best of 200 trials, % of the
 //! AVX-512 FMA peak of 152.5 GFLOP/s): 8x16x128 -> 128 (in L1/L2) 92, 14x14x512 -> 512 86,
-//! 28x28x256 -> 256 86, 7x7x1024 -> 1024 79, 112x112x32 -> 64 64: close to the model.
+//! 28x28x256 -> 256 86, 7x7x1024 -> 1024 79, 112x112x32 -> 64 64: close to the model. But the
+//! model's reason is not the core's: a bare loop of this tile's steps (8 broadcasts from memory,
+//! 2 B loads, 16 FMAs per step) runs at 99.9% of the peak there with A and B in L1, and at
+//! 64-72% with a 32-128 KiB B sliver streaming from L2; this kernel gets 79-86% from L2. Tried
+//! there and dropped (probe over the public API, builds alternating, best of 150 trials): the
+//! lean loop over several KC blocks (C reloaded between them) with KC = 128 / 256 / 512, so the
+//! sliver fits L1 — no shape better than KC = 1024 beyond noise (7x7x1024: 77-79 -> 66-73), and
+//! the standard convolutions (K up to 9216) 0-6% slower; software prefetch (T0) of the sliver 16
+//! or 32 rows ahead — 84-86 -> 74-78 on 14x14x512 and 28x28x256 (the loads ports pay for it).
 //!
 //! Measured on a Sapphire Rapids core before the lean loop (`report`-style single-layer timing,
 //! median % of the measured AVX-512 FMA peak, this kernel vs `gemm_f32_14x16_avx512`): 14x14x512
