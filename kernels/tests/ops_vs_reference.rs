@@ -5,7 +5,7 @@
 mod common;
 
 use common::cases::{self, Case};
-use common::variants;
+use common::{dw_variants, gemm_variants, variants};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sepconv::{
@@ -84,9 +84,10 @@ fn case(max_hw: usize, max_c: usize) -> impl Strategy<Value = (Case, usize)> {
 
 type CaseFn = fn(Kernels, &Case) -> Result<Vec<f32>, String>;
 
-/// Runs `op` on random cases for every kernel variant of `k`'s ISA.
-fn proptest_op(k: Kernels, op: CaseFn, default_cases: u32, max_hw: usize, max_c: usize) {
-    for kv in variants(k) {
+/// Runs `op` on random cases for each handle of `kernels` (the variants of `k`'s ISA that
+/// `op` can reach: [`gemm_variants`], [`dw_variants`], or the production set).
+fn proptest_op(kernels: Vec<Kernels>, op: CaseFn, default_cases: u32, max_hw: usize, max_c: usize) {
+    for kv in kernels {
         runner(default_cases)
             .run(&case(max_hw, max_c), |(c, threads)| {
                 let kt = kv.with_threads(threads).unwrap();
@@ -104,19 +105,20 @@ fn proptest_op(k: Kernels, op: CaseFn, default_cases: u32, max_hw: usize, max_c:
 }
 
 fn dw_random(k: Kernels) {
-    proptest_op(k, cases::depthwise, 1500, 33, 70);
+    proptest_op(dw_variants(k), cases::depthwise, 1500, 33, 70);
 }
 fn pw_random(k: Kernels) {
-    proptest_op(k, cases::pointwise, 1000, 20, 70);
+    proptest_op(gemm_variants(k), cases::pointwise, 1000, 20, 70);
 }
 fn conv_random(k: Kernels) {
-    proptest_op(k, cases::conv3x3, 300, 17, 24);
+    proptest_op(gemm_variants(k), cases::conv3x3, 300, 17, 24);
 }
 fn fc_random(k: Kernels) {
-    proptest_op(k, cases::fully_connected, 300, 4, 40);
+    proptest_op(gemm_variants(k), cases::fully_connected, 300, 4, 40);
 }
 fn pool_random(k: Kernels) {
-    proptest_op(k, cases::global_avg_pool, 300, 33, 70);
+    // Pooling uses neither micro-kernel.
+    proptest_op(vec![k], cases::global_avg_pool, 300, 33, 70);
 }
 
 /// Channels below, at, above and at multiples of every channel tile in use (4 .. 32).
@@ -156,7 +158,7 @@ fn dw_edges(k: Kernels) {
         explicit(2, 0, 0, 2),
         explicit(1, 2, 2, 1),
     ];
-    for kv in variants(k) {
+    for kv in dw_variants(k) {
         let mut i = 0usize;
         for &c in CHANNELS {
             for &w in WIDTHS {
@@ -203,7 +205,7 @@ fn itertools(n: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
 
 /// M, N and K around the register tile and the cache blocks of the GEMM kernel in use.
 fn gemm_edges(k: Kernels) {
-    for kv in variants(k) {
+    for kv in gemm_variants(k) {
         let g = kv.gemm_kernel();
         let (mr, nr, bl) = (g.mr, g.nr, g.blocking);
         let ms = [
@@ -271,7 +273,7 @@ fn gemm_edges(k: Kernels) {
 /// constant-segment path, one vector wide) on a small image, channel edges of conv3x3, every
 /// padding around in-place and copied windows, and input depths around the GEMM kernel's KC.
 fn conv_edges(k: Kernels) {
-    for kv in variants(k) {
+    for kv in gemm_variants(k) {
         for (i, (cin, cout)) in [(3, 32), (3, 5), (1, 1), (2, 17), (8, 33), (17, 5)]
             .into_iter()
             .enumerate()
@@ -545,7 +547,7 @@ fn dw_skewed_rows(k: Kernels) {
         explicit(2, 0, 0, 2),
         explicit(0, 2, 2, 1),
     ];
-    for kv in variants(k) {
+    for kv in dw_variants(k) {
         for (i, &(n, h, w, c, gap)) in [
             (1, 7, 7, 1024, 0),
             (2, 5, 3, 1024, 0),
@@ -614,7 +616,7 @@ fn dw_row_bands(k: Kernels) {
         (9, 7, 33, 2, explicit(0, 2, 2, 0)),
         (7, 7, 1024, 1, Padding::Same),
     ];
-    for kv in variants(k) {
+    for kv in dw_variants(k) {
         for (i, &(h, w, c, s, padding)) in layers.iter().enumerate() {
             let x = common::random_vec(&mut rng, h * w * c);
             let wt = common::random_vec(&mut rng, 9 * c);

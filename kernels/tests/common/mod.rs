@@ -45,14 +45,29 @@ macro_rules! isa_tests {
 }
 
 /// The production kernels of `k`'s ISA plus one handle per other registered variant, so every
-/// registered kernel is exercised.
+/// registered kernel is exercised: for tests that run every operator.
 pub fn variants(k: Kernels) -> Vec<Kernels> {
+    let mut out = gemm_variants(k);
+    out.extend(dw_variants(k).into_iter().skip(1));
+    out
+}
+
+/// The production kernels plus one handle per other registered GEMM micro-kernel of the ISA:
+/// for tests of the operators built on the GEMM (pointwise, fully connected, standard conv).
+pub fn gemm_variants(k: Kernels) -> Vec<Kernels> {
     let mut out = vec![k];
     for g in registry::gemm_kernels(k.isa()) {
         if g.name != k.gemm_kernel().name {
             out.push(k.with_gemm_kernel(g).expect("same ISA"));
         }
     }
+    out
+}
+
+/// The production kernels plus one handle per other registered depthwise kernel of the ISA
+/// (either stride): for the depthwise tests.
+pub fn dw_variants(k: Kernels) -> Vec<Kernels> {
+    let mut out = vec![k];
     for s in [1, 2] {
         for d in registry::dw_kernels(k.isa(), s) {
             if d.name != k.dw_kernel(s).name {
