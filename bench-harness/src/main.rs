@@ -36,7 +36,7 @@ enum Cmd {
     Compare {
         /// The new results.json.
         new: PathBuf,
-        /// Baseline results.json files, one per machine (e.g. reports/baseline*.json).
+        /// Baseline results.json files, one per machine (e.g. reports/baselines/*.json).
         #[arg(required = true)]
         baselines: Vec<PathBuf>,
         /// Largest allowed relative drop in efficiency (0.15 = 15%).
@@ -120,11 +120,11 @@ fn main() -> ExitCode {
             let bases: Result<Vec<_>, _> = baselines.iter().map(load).collect();
             match (load(&new), bases, reruns) {
                 (Ok(n), Ok(bases), Ok(r)) => {
-                    let Some((b, metric)) = pick_baseline(&n, &bases) else {
+                    let Some((i, metric)) = pick_baseline(&n, &bases) else {
                         eprintln!("sepconv-bench compare: no baseline given");
                         return ExitCode::from(2);
                     };
-                    let i = bases.iter().position(|x| std::ptr::eq(x, b)).unwrap_or(0);
+                    let b = &bases[i];
                     let on = |f: &CompareFile| {
                         f.machine
                             .as_ref()
