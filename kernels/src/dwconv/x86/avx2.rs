@@ -31,8 +31,8 @@
 
 use std::arch::x86_64::*;
 
-use super::row::{row_groups, Lanes};
-use super::{groups_of_four_8_ways, lines_per_set};
+use super::row::Lanes;
+use super::row_8_ways;
 use crate::dwconv::ukernel::{DwKernel, DwRow};
 use crate::Isa;
 
@@ -77,21 +77,15 @@ pub unsafe fn dwconv3x3s2_f32_c16_avx2(r: &DwRow) {
     unsafe { row::<2>(r) }
 }
 
-/// One row: picks the group size ([`groups_of_four_8_ways`]), then [`row_groups`].
+/// One row: [`row_8_ways`] (the 8-way-L1 group rule, then the row kernel) on `ymm`.
 ///
 /// # Safety
 ///
 /// The `DwRowFn` contract with `C_TILE = 16` and stride `S`; the CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row<const S: usize>(r: &DwRow) {
-    let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
-    if groups_of_four_8_ways(g4, g2, S) {
-        // SAFETY: forwarded; this is AVX2's `#[target_feature]` function.
-        unsafe { row_groups::<Ymm, S, 4>(r) }
-    } else {
-        // SAFETY: forwarded; this is AVX2's `#[target_feature]` function.
-        unsafe { row_groups::<Ymm, S, 2>(r) }
-    }
+    // SAFETY: forwarded; this is AVX2's `#[target_feature]` function.
+    unsafe { row_8_ways::<Ymm, S>(r) }
 }
 
 /// `ymm`: eight `f32` lanes, masks as `__m256i` lanes of all ones (`vmaskmovps`).

@@ -12,7 +12,7 @@
 use std::arch::x86_64::*;
 
 use super::row::{row_groups, Lanes};
-use super::{groups_of_four_8_ways, lines_per_set, L1_WAYS};
+use super::{lines_per_set, row_8_ways, L1_WAYS};
 use crate::dwconv::ukernel::{DwKernel, DwRow};
 use crate::Isa;
 
@@ -37,7 +37,7 @@ pub static DWCONV3X3S2_F32_C32_AVX512: DwKernel = DwKernel {
     func: dwconv3x3s2_f32_c32_avx512,
 };
 
-/// `dwconv3x3_f32_c32w8_avx512`: stride 1, the group rule for an 8-way L1 (`row_8_ways`).
+/// `dwconv3x3_f32_c32w8_avx512`: stride 1, the group rule for an 8-way L1 (`row_w8`).
 pub static DWCONV3X3_F32_C32W8_AVX512: DwKernel = DwKernel {
     name: "dwconv3x3_f32_c32w8_avx512",
     isa: Isa::Avx512,
@@ -83,7 +83,7 @@ pub unsafe fn dwconv3x3s2_f32_c32_avx512(r: &DwRow) {
 /// The `DwRowFn` contract with `C_TILE = 32`; the CPU has AVX-512F.
 pub unsafe fn dwconv3x3_f32_c32w8_avx512(r: &DwRow) {
     // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX-512F available).
-    unsafe { row_8_ways::<1>(r) }
+    unsafe { row_w8::<1>(r) }
 }
 
 /// Depthwise 3x3, stride 2, one output row, group rule for an 8-way L1 (see
@@ -94,10 +94,10 @@ pub unsafe fn dwconv3x3_f32_c32w8_avx512(r: &DwRow) {
 /// The `DwRowFn` contract with `C_TILE = 32`; the CPU has AVX-512F.
 pub unsafe fn dwconv3x3s2_f32_c32w8_avx512(r: &DwRow) {
     // SAFETY: forwarded from the caller (the `DwRowFn` contract, AVX-512F available).
-    unsafe { row_8_ways::<2>(r) }
+    unsafe { row_w8::<2>(r) }
 }
 
-/// One row with the AVX2 kernel's group rule ([`groups_of_four_8_ways`]), for cores with an
+/// One row with the AVX2 kernel's group rule ([`row_8_ways`]) on `zmm`, for cores with an
 /// 8-way L1 (`isa::l1d_ways`). Measured on one Cascade Lake core (Intel Xeon VM, family 6 model
 /// 85 stepping 7, 32 KiB 8-way L1, 1 MiB L2; `report dwconv3x3/avx512/mbv1_a100_r224_dw --isa
 /// avx512 --budget-ms 300`, builds alternating, twice each, median % of the AVX-512 peak):
@@ -111,15 +111,9 @@ pub unsafe fn dwconv3x3s2_f32_c32w8_avx512(r: &DwRow) {
 ///
 /// The `DwRowFn` contract with `C_TILE = 32` and stride `S`; the CPU has AVX-512F.
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn row_8_ways<const S: usize>(r: &DwRow) {
-    let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
-    if groups_of_four_8_ways(g4, g2, S) {
-        // SAFETY: forwarded; this is AVX-512's `#[target_feature]` function.
-        unsafe { row_groups::<Zmm, S, 4>(r) }
-    } else {
-        // SAFETY: forwarded; this is AVX-512's `#[target_feature]` function.
-        unsafe { row_groups::<Zmm, S, 2>(r) }
-    }
+unsafe fn row_w8<const S: usize>(r: &DwRow) {
+    // SAFETY: forwarded; this is AVX-512's `#[target_feature]` function.
+    unsafe { row_8_ways::<Zmm, S>(r) }
 }
 
 /// One row, for cores with a 12-way L1 (48 KiB: Sapphire and Emerald Rapids): picks the group

@@ -5,6 +5,7 @@ pub mod avx512;
 mod row;
 
 use crate::dwconv::ukernel::DwRow;
+use row::{row_groups, Lanes};
 
 /// Ways of the L1 data cache (Zen 3, and Intel since Sandy Bridge: 32 KiB, 8 ways, 64 sets).
 pub(super) const L1_WAYS: usize = 8;
@@ -27,6 +28,26 @@ const ALIASED_LINES_OK: usize = 2 * L1_WAYS;
 /// Lake core (see `avx512.rs`).
 pub(super) fn groups_of_four_8_ways(g4: usize, g2: usize, stride: usize) -> bool {
     g4 <= L1_WAYS || g4 <= g2 || (g4 <= ALIASED_LINES_OK && (stride == 1 || g2 > L1_WAYS))
+}
+
+/// One row with the 8-way-L1 group rule: [`groups_of_four_8_ways`] picks groups of 4 or 2,
+/// then [`row_groups`] runs the row. Both ISA files call it from their `#[target_feature]`
+/// function (AVX2 always, AVX-512 on cores with an 8-way L1), where it inlines.
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 2 * X::LANES` and stride `S`; the CPU has `X`'s ISA,
+/// and the caller is that ISA's `#[target_feature]` function.
+#[inline(always)]
+unsafe fn row_8_ways<X: Lanes, const S: usize>(r: &DwRow) {
+    let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
+    if groups_of_four_8_ways(g4, g2, S) {
+        // SAFETY: forwarded (the caller's contract).
+        unsafe { row_groups::<X, S, 4>(r) }
+    } else {
+        // SAFETY: forwarded (the caller's contract).
+        unsafe { row_groups::<X, S, 2>(r) }
+    }
 }
 
 /// The most input lines that one group-and-tile step of `group` outputs maps to a single L1 set
