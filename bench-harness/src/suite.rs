@@ -13,7 +13,7 @@ use sepconv::{Isa, Kernels};
 use crate::cases::{bench_id, Case, LAYER_TIER, NET_TIER};
 use crate::machine::{level_for, measure_ceiling, Ceiling, Machine};
 use crate::measure::{sample, Budget, Timing};
-use crate::mobilenet::NetRunner;
+use crate::mobilenet::{NetRunner, FUSION_BAND_ROWS};
 use crate::results::{date_of, git_info, toolchain, Results, Row, Settings, SCHEMA_VERSION};
 use crate::workloads::{
     conv_mobilenet_v1, mobilenet_v1, mobilenet_v2, Layer, Network, Op, V1_ALPHAS, V1_RESOLUTIONS,
@@ -342,7 +342,12 @@ pub fn run(plan: &Plan, workspace: &std::path::Path) -> Results {
                     infos[i] = Some(CaseInfo::of(&case));
                     sample(&round_budget, || case.run())
                 }),
-                Job::Net { k, net } => match NetRunner::new(*k, net, seed) {
+                Job::Net { k, net } => match NetRunner::new(*k, net, seed).and_then(|mut r| {
+                    // As `sepconv-bench mobilenet` runs by default: the leading layers whose
+                    // inputs exceed L2 fused in row bands.
+                    let fuse = r.auto_fusion(machine.cache_sizes()[1]);
+                    r.fuse_rows(fuse, FUSION_BAND_ROWS).map(|()| r)
+                }) {
                     Ok(mut runner) => Some(sample(&net_budget, || {
                         std::hint::black_box(runner.run().expect("shapes checked when built"));
                     })),

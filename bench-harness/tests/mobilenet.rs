@@ -146,6 +146,107 @@ fn every_thread_count_gives_identical_outputs() {
     }
 }
 
+/// The leading layers fused in row bands (`fuse_rows`) against the reference, on every ISA, at
+/// batch 2: a short prefix, one ending at a stride-2 depthwise layer, and every convolution of
+/// the network (27 layers), with bands of 1-3 rows, which put band edges at every position
+/// relative to the stride-2 windows. Against layer by layer too, at a far tighter tolerance:
+/// only pointwise / stem bands may round differently (short GEMM tiles on other pixels).
+#[test]
+fn fused_row_bands_match_the_reference_and_layer_by_layer() {
+    let net = network(25, 128, false).unwrap();
+    let w = Weights::random(&net, 15);
+    let folded = fold_network(&net, &w).unwrap();
+    let convs = net
+        .layers
+        .iter()
+        .take_while(|l| matches!(l.op, Op::Conv3x3 | Op::Depthwise3x3 | Op::Pointwise))
+        .count();
+    assert_eq!(convs, 27);
+    for k in Kernels::available() {
+        let mut plain = NetRunner::with_weights(k, &net, &w, 2).unwrap();
+        let input = images(&plain, 16);
+        plain.input_mut().copy_from_slice(&input);
+        plain.run().unwrap();
+        let want = plain.logits().to_vec();
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (layers, band) in [(2, 1), (4, 3), (8, 2), (convs, 1), (convs, 3)] {
+            let what = format!(
+                "{} on {}, {layers} layers fused, band {band}",
+                net.id,
+                k.isa()
+            );
+            let mut fused = NetRunner::with_weights(k, &net, &w, 2).unwrap();
+            fused.fuse_rows(layers, band).unwrap();
+            let (l, b, windows) = fused.fused().unwrap();
+            assert_eq!((l, b, windows.len()), (layers, band, layers - 1), "{what}");
+            check_against_reference(&mut fused, &folded, &what);
+            fused.input_mut().copy_from_slice(&input);
+            fused.run().unwrap();
+            for (i, (g, w)) in fused.logits().iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-6 * scale,
+                    "{what}: logit {i}: fused {g}, layer by layer {w}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_row_bands_give_identical_outputs_for_every_thread_count() {
+    let net = network(50, 128, false).unwrap();
+    let w = Weights::random(&net, 17);
+    for k in Kernels::available() {
+        let mut outs: Vec<Vec<f32>> = Vec::new();
+        for threads in 1..=4 {
+            let mut runner =
+                NetRunner::with_weights(k.with_threads(threads).unwrap(), &net, &w, 1).unwrap();
+            runner.fuse_rows(10, 2).unwrap();
+            let input = images(&runner, 18);
+            runner.input_mut().copy_from_slice(&input);
+            runner.run().unwrap();
+            outs.push(runner.logits().to_vec());
+        }
+        for (t, o) in outs.iter().enumerate().skip(1) {
+            assert!(
+                *o == outs[0],
+                "{}: {} threads differ from 1",
+                k.isa(),
+                t + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn fusion_rule_and_what_cannot_be_fused() {
+    let k = Kernels::for_isa(sepconv::Isa::Portable).unwrap();
+    let net = network(100, 224, false).unwrap();
+    let mut runner = NetRunner::new(k, &net, 1).unwrap();
+    // Through conv_dw_4 (input 56x56x128 = 1.6 MB) with 1 MiB of L2; through conv_dw_6 with
+    // 512 KiB; nothing when every input fits.
+    assert_eq!(runner.auto_fusion(1 << 20), 8);
+    assert_eq!(runner.auto_fusion(512 << 10), 12);
+    assert_eq!(runner.auto_fusion(64 << 20), 0);
+    // Conv MobileNet: the standard conv after the stem ends the prefix.
+    let conv = network(100, 224, true).unwrap();
+    assert_eq!(NetRunner::new(k, &conv, 1).unwrap().auto_fusion(1 << 20), 0);
+    for (layers, band) in [(1, 2), (28, 2), (29, 2), (200, 2), (8, 0)] {
+        assert!(
+            matches!(
+                runner.fuse_rows(layers, band),
+                Err(ModelError::Unsupported(_))
+            ),
+            "{layers} layers, band {band}"
+        );
+    }
+    assert!(runner.fused().is_none());
+    runner.fuse_rows(27, 2).unwrap();
+    assert_eq!(runner.fused().unwrap().0, 27);
+    runner.fuse_rows(0, 2).unwrap();
+    assert!(runner.fused().is_none());
+}
+
 /// Per image, a batch-2 run equals batch-1 runs of each image. Not bit for bit on every ISA: the
 /// AVX2 GEMM splits the depth of short tiles (fewer than 4 rows) over 2 or 4 accumulator chains,
 /// so a row's rounding depends on the height of the tile it lands in, and batching moves rows

@@ -69,6 +69,31 @@ impl Conv3x3Params {
         Ok((g.out_h, g.out_w))
     }
 
+    /// The padding as explicit zero rows and columns per side for an input of `(h, w)` (`SAME`
+    /// and `VALID` resolved), after checking stride and padding. An engine that runs a layer in
+    /// bands of output rows starts from this: a band's rows read a slice of the input rows, with
+    /// the top (bottom) amount only on the band that touches the top (bottom) border.
+    ///
+    /// ```
+    /// use sepconv::{Conv3x3Params, Padding};
+    /// let p = Conv3x3Params::new().stride(2); // SAME: the odd total goes to the bottom/right
+    /// assert_eq!(
+    ///     p.explicit_padding(112, 112).unwrap(),
+    ///     Padding::Explicit { top: 0, bottom: 1, left: 0, right: 1 }
+    /// );
+    /// ```
+    pub fn explicit_padding(&self, h: usize, w: usize) -> Result<Padding> {
+        let g = self.geometry(h, w)?;
+        let s = g.stride;
+        Ok(Padding::Explicit {
+            top: g.pad_top,
+            // (`VALID` can leave input rows unread at the bottom: no padding there then.)
+            bottom: ((g.out_h - 1) * s + 3).saturating_sub(h + g.pad_top),
+            left: g.pad_left,
+            right: ((g.out_w - 1) * s + 3).saturating_sub(w + g.pad_left),
+        })
+    }
+
     /// Resolves padding into per-side amounts and the output size.
     pub(crate) fn geometry(&self, h: usize, w: usize) -> Result<Geometry> {
         let s = self.stride;

@@ -13,8 +13,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sepconv::{Isa, Kernels};
 
-use super::{network, parse_alpha, top_k, ModelError, NetRunner, Weights};
+use super::{network, parse_alpha, top_k, ModelError, NetRunner, Weights, FUSION_BAND_ROWS};
 use crate::cases::random_vec;
+use crate::machine::Machine;
 use crate::measure::median;
 
 /// Seed of the default random weights and of the input images.
@@ -57,7 +58,8 @@ pub struct MobilenetArgs {
     /// Also time each layer alone: after every timed inference, each layer twice on the buffers
     /// the network gives it, the second time timed (its caches warm from itself). Prints the
     /// median beside the layer's time inside the inferences, and which layers the network's data
-    /// movement slows most. Each round then costs about three inferences.
+    /// movement slows most. Each round then costs about three inferences. The network then runs
+    /// layer by layer (no `--fuse`).
     #[arg(long)]
     pub alone: bool,
     /// GEMM micro-kernel by name, instead of the ISA's production one (a registered variant of
@@ -68,6 +70,16 @@ pub struct MobilenetArgs {
     /// tile), instead of the ISA's production one.
     #[arg(long)]
     pub dw_kernel: Option<String>,
+    /// Run the first LAYERS layers as a pipeline of row bands: each layer produces only the
+    /// rows the next one reads, into windows of a few rows that stay in cache, instead of whole
+    /// activations. `auto`: through the last layer whose input is larger than this core's L2
+    /// (MobileNet v1 1.0-224: 8 layers with a 1 MiB L2); 0: layer by layer. `--alone` runs
+    /// layer by layer.
+    #[arg(long, default_value = "auto")]
+    pub fuse: String,
+    /// Output rows of the last fused layer per pipeline step.
+    #[arg(long, default_value_t = FUSION_BAND_ROWS)]
+    pub band: usize,
 }
 
 /// Runs the command; returns the text to print.
@@ -118,6 +130,14 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
         weights.save(p)?;
     }
     let mut runner = NetRunner::with_weights(k, &net, &weights, a.batch)?;
+    let fuse = match a.fuse.as_str() {
+        _ if a.alone => 0,
+        "auto" => runner.auto_fusion(Machine::detect().cache_sizes()[1]),
+        n => n.parse().map_err(|_| {
+            ModelError::Unsupported(format!("--fuse {n:?}: a number of layers, or auto"))
+        })?,
+    };
+    runner.fuse_rows(fuse, a.band)?;
     let mut rng = StdRng::seed_from_u64(SEED + 1);
     let len = runner.input_mut().len();
     runner
@@ -201,6 +221,13 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
         steady(fma_after),
         steady(l1_after)
     );
+    if let Some((layers, band, windows)) = runner.fused() {
+        let _ = writeln!(
+            o,
+            "first {layers} layers fused in row bands: {band} output rows per step; windows of \
+             {windows:?} rows (a layer's time below is its share inside the pipeline)"
+        );
+    }
     let _ = writeln!(o);
     if a.alone {
         let _ = writeln!(

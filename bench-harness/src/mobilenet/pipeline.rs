@@ -1,0 +1,326 @@
+//! [`RowPipeline`]: the network's first layers run as a pipeline of row bands, so the large
+//! early activations (1.6-3.2 MB at 224x224, against a 0.5-1 MiB L2) never go to L3 or DRAM
+//! as whole tensors.
+//!
+//! The last fused layer's output is produced `band` rows at a time, into the ordinary activation
+//! buffer the layer after the prefix reads. To produce rows `r0 .. r1` of a layer, the pipeline
+//! first makes sure the layer before it has produced the input rows they read (a 3x3 layer at
+//! stride `s` reads rows `r0 s - top .. (r1 - 1) s - top + 3`, clipped to the image; a pointwise
+//! layer reads rows `r0 .. r1`), recursively, then runs the layer once on that band through the
+//! public API: a view of the input rows, `Padding::Explicit` with the top (bottom) zero rows only
+//! where the band touches the border, the layer's own left/right padding.
+//!
+//! Each fused layer but the last writes into its own small window: rows `base .. base + len` of
+//! its output at the start of a buffer of `cap` rows. When the next band would not fit, the rows
+//! still needed (at most the 2 rows of a 3x3 window's overlap) are copied to the front. The
+//! windows are sized by a dry run of the same schedule at construction, so each holds exactly
+//! the most rows a band ever needs, and they stay in cache between bands:
+//!
+//! ```text
+//!  input 224 rows ──conv1 s2──▶ [window: ~2 band rows] ──dw1──▶ [window] ──pw1──▶ [window]
+//!      ──dw2 s2──▶ [window] ──pw2──▶ … ──last fused layer──▶ whole activation buffer
+//! ```
+//!
+//! Depthwise bands give the same bits as one call (tested in the `sepconv` crate); pointwise and
+//! standard-conv bands may differ from one call in the last bits, as the GEMM's short tiles fall
+//! on other pixels (see the crate docs, "Floating point").
+
+use std::time::Instant;
+
+use sepconv::{AlignedBuf, Conv3x3Params, Kernels, Padding, Shape, TensorView, TensorViewMut};
+
+use super::model::{Packed, Stage, ACTIVATION};
+use crate::workloads::{Layer, Op};
+
+/// Rows `base .. base + len` of one layer's output are held (in the layer's window, or for the
+/// last fused layer in the activation buffer); the window holds at most `cap` rows.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rows {
+    base: usize,
+    len: usize,
+    cap: usize,
+}
+
+/// What a band of output rows reads: input rows `a .. b`, with `top` / `bottom` zero rows of
+/// padding above / below them.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    a: usize,
+    b: usize,
+    top: usize,
+    bottom: usize,
+}
+
+/// The fused prefix of a network: its first `layers` layers, run in row bands.
+pub(super) struct RowPipeline {
+    layers: usize,
+    band: usize,
+    /// Per fused layer: `(top, left, right)` zero padding of the whole layer (3x3 layers).
+    pads: Vec<(usize, usize, usize)>,
+    rows: Vec<Rows>,
+    /// The windows of layers `0 .. layers - 1`, `rows[j].cap` output rows each.
+    windows: Vec<AlignedBuf>,
+}
+
+/// What [`RowPipeline::advance`] does at each step: plan (bookkeeping only, sizing the
+/// windows) or run the layers.
+enum Mode<'a> {
+    Plan,
+    Run {
+        k: Kernels,
+        stages: &'a [Stage],
+        /// One image of the network input.
+        input: &'a [f32],
+        /// One image of the last fused layer's output.
+        out: &'a mut [f32],
+        times: Option<&'a mut [f64]>,
+    },
+}
+
+impl RowPipeline {
+    /// Plans the pipeline of the first `layers` layers, producing the last one's output `band`
+    /// rows at a time. `Err` names why the prefix cannot be fused: fewer than 2 layers, a layer
+    /// that is not a 3x3 / depthwise / pointwise convolution, or `band` 0.
+    pub(super) fn new(stages: &[Stage], layers: usize, band: usize) -> Result<RowPipeline, String> {
+        if layers < 2 || layers > stages.len() {
+            return Err(format!(
+                "fusing {layers} layers: between 2 and {} can be fused",
+                stages.len()
+            ));
+        }
+        if band == 0 {
+            return Err("the band must be at least one row".into());
+        }
+        let mut pads = Vec::with_capacity(layers);
+        for st in &stages[..layers] {
+            let l = &st.layer;
+            pads.push(match l.op {
+                Op::Conv3x3 | Op::Depthwise3x3 => {
+                    match Conv3x3Params::new()
+                        .stride(l.stride)
+                        .explicit_padding(l.h, l.w)
+                        .map_err(|e| format!("{}: {e}", st.name))?
+                    {
+                        Padding::Explicit {
+                            top, left, right, ..
+                        } => (top, left, right),
+                        p => unreachable!("explicit_padding returned {p:?}"),
+                    }
+                }
+                Op::Pointwise => (0, 0, 0),
+                Op::AvgPool | Op::FullyConnected => {
+                    return Err(format!(
+                        "{} is not a convolution: only 3x3, depthwise and pointwise layers fuse",
+                        st.name
+                    ))
+                }
+            });
+        }
+        let mut p = RowPipeline {
+            layers,
+            band,
+            pads,
+            rows: vec![Rows::default(); layers],
+            windows: Vec::new(),
+        };
+        // The dry run drops every row as soon as it is no longer needed, so the largest extent
+        // it sees is the smallest window that never overflows.
+        p.image(stages, &mut Mode::Plan)
+            .expect("planning runs no layer");
+        p.windows = (0..layers - 1)
+            .map(|j| {
+                let l = &stages[j].layer;
+                AlignedBuf::zeroed(p.rows[j].cap * l.out_hw().1 * l.cout)
+            })
+            .collect();
+        Ok(p)
+    }
+
+    /// Layers fused.
+    pub(super) fn layers(&self) -> usize {
+        self.layers
+    }
+
+    /// Output rows of the last fused layer per step.
+    pub(super) fn band(&self) -> usize {
+        self.band
+    }
+
+    /// Rows each window holds (layers `0 .. layers - 1`).
+    pub(super) fn window_rows(&self) -> impl Iterator<Item = usize> + '_ {
+        self.rows[..self.layers - 1].iter().map(|r| r.cap)
+    }
+
+    /// Runs the fused layers on one image: `input` is that image of the network input, `out`
+    /// that image of the last fused layer's output. Adds each layer's seconds to `times[j]`.
+    pub(super) fn run(
+        &mut self,
+        k: Kernels,
+        stages: &[Stage],
+        input: &[f32],
+        out: &mut [f32],
+        times: Option<&mut [f64]>,
+    ) -> sepconv::Result<()> {
+        self.image(
+            stages,
+            &mut Mode::Run {
+                k,
+                stages,
+                input,
+                out,
+                times,
+            },
+        )
+    }
+
+    /// One image, band after band of the last fused layer.
+    fn image(&mut self, stages: &[Stage], mode: &mut Mode) -> sepconv::Result<()> {
+        for r in &mut self.rows {
+            r.base = 0;
+            r.len = 0;
+        }
+        let last = self.layers - 1;
+        let oh = stages[last].layer.out_hw().0;
+        self.rows[last].cap = oh;
+        for r0 in (0..oh).step_by(self.band) {
+            self.advance(stages, last, r0, (r0 + self.band).min(oh), mode)?;
+        }
+        Ok(())
+    }
+
+    /// Makes layer `j` hold its output rows up to `b`, keeping rows from `a` on (the rows its
+    /// consumer reads next).
+    fn advance(
+        &mut self,
+        stages: &[Stage],
+        j: usize,
+        a: usize,
+        b: usize,
+        mode: &mut Mode,
+    ) -> sepconv::Result<()> {
+        let plan = matches!(mode, Mode::Plan);
+        let Rows { base, len, cap } = self.rows[j];
+        let end = base + len;
+        if b <= end {
+            return Ok(());
+        }
+        // Drop the rows below `a`: always while planning, when the window is full otherwise.
+        let mut base = base;
+        if j + 1 < self.layers && (plan || b > base + cap) {
+            let keep = a.clamp(base, end);
+            if !plan {
+                let row = self.row_len(stages, j);
+                self.windows[j].copy_within((keep - base) * row..len * row, 0);
+            }
+            base = keep;
+        }
+        if plan {
+            self.rows[j].cap = cap.max(b - base);
+        } else {
+            assert!(
+                b - base <= cap,
+                "window {j} too small: {} rows of {cap}",
+                b - base
+            );
+        }
+        self.rows[j].base = base;
+        let span = self.span(stages, j, end, b);
+        if j > 0 {
+            self.advance(stages, j - 1, span.a, span.b, mode)?;
+        }
+        if let Mode::Run {
+            k,
+            stages,
+            input,
+            out,
+            times,
+        } = mode
+        {
+            let t0 = times.as_ref().map(|_| Instant::now());
+            self.layer(*k, stages, j, end..b, span, input, out)?;
+            if let (Some(t), Some(t0)) = (times.as_deref_mut(), t0) {
+                t[j] += t0.elapsed().as_secs_f64();
+            }
+        }
+        self.rows[j].len = b - base;
+        Ok(())
+    }
+
+    /// The input rows that output rows `r0 .. r1` of layer `j` read.
+    fn span(&self, stages: &[Stage], j: usize, r0: usize, r1: usize) -> Span {
+        let l = &stages[j].layer;
+        if l.op == Op::Pointwise {
+            return Span {
+                a: r0,
+                b: r1,
+                top: 0,
+                bottom: 0,
+            };
+        }
+        let (s, top) = (l.stride as isize, self.pads[j].0 as isize);
+        let lo = r0 as isize * s - top;
+        let hi = (r1 as isize - 1) * s - top + 3;
+        let (a, b) = (lo.max(0), hi.min(l.h as isize));
+        Span {
+            a: a as usize,
+            b: b as usize,
+            top: (a - lo) as usize,
+            bottom: (hi - b) as usize,
+        }
+    }
+
+    /// Floats per output row of layer `j`.
+    fn row_len(&self, stages: &[Stage], j: usize) -> usize {
+        let l = &stages[j].layer;
+        l.out_hw().1 * l.cout
+    }
+
+    /// Runs layer `j` for its output rows `rows`, reading the input rows of `span`.
+    #[allow(clippy::too_many_arguments)]
+    fn layer(
+        &mut self,
+        k: Kernels,
+        stages: &[Stage],
+        j: usize,
+        rows: std::ops::Range<usize>,
+        span: Span,
+        input: &[f32],
+        out: &mut [f32],
+    ) -> sepconv::Result<()> {
+        let st = &stages[j];
+        let l: &Layer = &st.layer;
+        let ow = l.out_hw().1;
+        let (in_row, out_row) = (l.w * l.cin, ow * l.cout);
+        let (before, from) = self.windows.split_at_mut(j);
+        let src: &[f32] = if j == 0 {
+            &input[span.a * in_row..span.b * in_row]
+        } else {
+            let base = self.rows[j - 1].base;
+            &before[j - 1][(span.a - base) * in_row..(span.b - base) * in_row]
+        };
+        let dst: &mut [f32] = if j + 1 == self.layers {
+            &mut out[rows.start * out_row..rows.end * out_row]
+        } else {
+            let base = self.rows[j].base;
+            &mut from[0][(rows.start - base) * out_row..(rows.end - base) * out_row]
+        };
+        let x = TensorView::new(src, Shape::new(1, span.b - span.a, l.w, l.cin))?;
+        let mut y = TensorViewMut::new(dst, Shape::new(1, rows.len(), ow, l.cout))?;
+        let (_, left, right) = self.pads[j];
+        let p = Conv3x3Params::new()
+            .stride(l.stride)
+            .padding(Padding::Explicit {
+                top: span.top,
+                bottom: span.bottom,
+                left,
+                right,
+            })
+            .activation(ACTIVATION);
+        match &st.packed {
+            Packed::Conv(w) => k.conv3x3(&x, w, &p, &mut y),
+            Packed::Dw(w) => k.depthwise3x3(&x, w, &p, &mut y),
+            Packed::Pw(w) => k.pointwise(&x, w, ACTIVATION, &mut y),
+            Packed::Fc(_) | Packed::Pool => unreachable!("checked in RowPipeline::new"),
+        }
+    }
+}
