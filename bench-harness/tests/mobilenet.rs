@@ -532,6 +532,50 @@ fn cli_prints_layers_latency_and_top_5() {
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
+    let fused = bench_cmd()
+        .args([
+            "mobilenet",
+            "--alpha",
+            "0.25",
+            "--resolution",
+            "128",
+            "--runs",
+            "2",
+            "--fuse",
+            "6",
+            "--band",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&fused.stdout);
+    assert!(fused.status.success(), "{text}");
+    assert!(
+        text.contains("first 6 layers fused in row bands: 1 output rows per call; windows of"),
+        "{text}"
+    );
+    for (fuse, why) in [
+        ("1", "between 2 and"),
+        ("many", "a number of layers, or auto"),
+    ] {
+        let bad = bench_cmd()
+            .args([
+                "mobilenet",
+                "--resolution",
+                "128",
+                "--runs",
+                "1",
+                "--fuse",
+                fuse,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains(why),
+            "--fuse {fuse}"
+        );
+    }
     let bad = bench_cmd()
         .args(["mobilenet", "--resolution", "100", "--runs", "1"])
         .output()

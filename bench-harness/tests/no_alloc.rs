@@ -56,14 +56,22 @@ fn allocs() -> usize {
 fn a_single_thread_inference_allocates_nothing() {
     for k in Kernels::available() {
         let k = k.with_threads(1).expect("one thread");
-        for conv in [false, true] {
+        // Layer by layer, and with the leading layers fused in row bands.
+        for (conv, fuse) in [(false, 0), (true, 0), (false, 12)] {
             let net = network(25, 128, conv).expect("a valid network");
             let mut runner = NetRunner::new(k, &net, 3).expect("packed");
+            runner.fuse_rows(fuse, 2).expect("fusable");
             runner.run().expect("first run");
             let before = allocs();
             runner.run().expect("second run");
             let during = allocs() - before;
-            assert_eq!(during, 0, "{} on {}: {during} allocations", net.id, k.isa());
+            assert_eq!(
+                during,
+                0,
+                "{} on {}, {fuse} layers fused: {during} allocations",
+                net.id,
+                k.isa()
+            );
         }
     }
     // The counter counts: building a runner allocates.

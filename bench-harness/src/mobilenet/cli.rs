@@ -77,7 +77,7 @@ pub struct MobilenetArgs {
     /// layer by layer.
     #[arg(long, default_value = "auto")]
     pub fuse: String,
-    /// Output rows of the last fused layer per pipeline step.
+    /// Output rows per call of each fused layer.
     #[arg(long, default_value_t = FUSION_BAND_ROWS)]
     pub band: usize,
 }
@@ -224,7 +224,7 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
     if let Some((layers, band, windows)) = runner.fused() {
         let _ = writeln!(
             o,
-            "first {layers} layers fused in row bands: {band} output rows per step; windows of \
+            "first {layers} layers fused in row bands: {band} output rows per call; windows of \
              {windows:?} rows (a layer's time below is its share inside the pipeline)"
         );
     }

@@ -16,15 +16,21 @@
 //!   and batch-norm folding ([`fold_batch_norm`], [`fold_network`]).
 //! * [`model`]: [`NetRunner`], the packed network and its buffers; `run` is one inference.
 //! * [`cli`]: `sepconv-bench mobilenet`, per-layer times and end-to-end latency.
+//! * `pipeline`: the leading layers fused in row bands ([`NetRunner::fuse_rows`]).
 //!
-//! Layers run one after the other, each over the whole batch. Measured and not adopted (Zen 3,
-//! one thread, MobileNet v1 1.0-224, two runners alternating run by run, 150 runs, median of the
-//! per-run time ratios): running each depthwise layer and the pointwise layer after it in bands
-//! of output rows (each band's depthwise output, 64-256 KiB, kept in L2 and fed straight to the
-//! pointwise GEMM; the depthwise bands give the same bits as one call, see the `sepconv` crate
-//! docs) took 0.99-1.07x the time: the early depthwise layers got faster, and the GEMMs, now
-//! called per band, gave it back. Offsetting the two activation buffers from each other modulo
-//! 4 KiB (64 B to 2 KiB apart): 0.997-1.008x.
+//! By default layers run one after the other, each over the whole batch. The CLI and the report
+//! fuse the leading layers whose inputs exceed L2 ([`NetRunner::auto_fusion`]: MobileNet v1
+//! 1.0-224 has 1.6-3.2 MB activations up to `conv_dw_4`) into a pipeline of row bands, image by
+//! image, so those activations stay in cache; measured on a Cascade Lake core: 0.955-0.977x the
+//! time with AVX-512, 0.986-0.989x with AVX2 (the `pipeline` module has the details). Measured
+//! and not adopted (Zen 3, one thread, MobileNet v1 1.0-224, two runners alternating run by run,
+//! 150 runs, median of the per-run time ratios): running each depthwise layer and the pointwise
+//! layer after it in bands of output rows (each band's depthwise output, 64-256 KiB, kept in L2
+//! and fed straight to the pointwise GEMM) took 0.99-1.07x the time: the early depthwise layers
+//! got faster, and the GEMMs, now called per band, gave it back. Offsetting the two activation
+//! buffers from each other modulo 4 KiB (64 B to 2 KiB apart): 0.997-1.008x. (The row pipeline
+//! is not measured on Zen 3 yet: `--fuse 0` against `--fuse auto` there, whose rule picks 12
+//! layers with its 512 KiB L2.)
 //!
 //! # Weights: tensor names, shapes and layouts
 //!
@@ -65,8 +71,8 @@ use std::fmt;
 
 pub use model::NetRunner;
 
-/// Output rows of the last fused layer per pipeline step ([`NetRunner::fuse_rows`]) where the
-/// CLI and the report fuse. Measured on a Cascade Lake core (1 MiB L2, MobileNet v1 1.0-224,
+/// Output rows per call of each fused layer ([`NetRunner::fuse_rows`]) where the CLI and the
+/// report fuse. Measured on a Cascade Lake core (1 MiB L2, MobileNet v1 1.0-224,
 /// 8 layers fused, AVX-512, paired runs): 1-4 rows within noise of each other (0.95-0.97x of
 /// layer by layer), 2 as good as any.
 pub const FUSION_BAND_ROWS: usize = 2;

@@ -145,8 +145,9 @@ impl NetRunner {
     }
 
     /// Runs the first `layers` layers as a pipeline of row bands (see the `pipeline` module):
-    /// the last of them produces `band` output rows at a time, each layer before it only the
-    /// rows the next one reads, into windows of a few rows that stay in cache. The results
+    /// each produces at most `band` output rows per call, and only when the layer after it
+    /// reads them, into a window of a few rows that stays in cache (the last fused layer into
+    /// the activation buffer the rest of the network reads). The results
     /// equal those of layer-by-layer runs but for the last bits of pointwise and standard-conv
     /// outputs. `layers` 0 goes back to layer by layer.
     ///
