@@ -222,10 +222,13 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
         steady(l1_after)
     );
     if let Some((layers, band, windows)) = runner.fused() {
-        let _ = writeln!(
+        let _ =
+            writeln!(
             o,
             "first {layers} layers fused in row bands: {band} output rows per call; windows of \
-             {windows:?} rows (a layer's time below is its share inside the pipeline)"
+             {windows:?} rows{} (a layer's time below is its share inside the pipeline{})",
+            if threads > 1 { " per thread" } else { "" },
+            if threads > 1 { ", on the first thread's slab of rows" } else { "" }
         );
     }
     let _ = writeln!(o);

@@ -31,10 +31,19 @@
 //! was cut into bands and each layer before it produced at once all the rows its consumer asked
 //! for (windows of 5-14 rows, 1.27 MB: more than L2), ran within noise of this one.
 //!
+//! Every layer runs on the same row bands whatever the slab: bands of `band` rows starting at
+//! multiples of `band`. With several threads, each runs its own pipeline (its own windows) for
+//! a slab of whole bands of the last fused layer, and each layer starts at the band holding the
+//! first row its slab reads, so rows where two slabs meet are computed by both, alike: results
+//! do not depend on the thread count. (Calling each layer's band on all threads instead cost a
+//! synchronisation per call: two threads took 1.12-1.22x the time of layer by layer. With
+//! slabs, two threads on this VM's two cores: 0.99x with bands of 2, 1.03x with 4.)
+//!
 //! Depthwise bands give the same bits as one call (tested in the `sepconv` crate); pointwise and
 //! standard-conv bands may differ from one call in the last bits, as the GEMM's short tiles fall
 //! on other pixels (see the crate docs, "Floating point").
 
+use std::ops::Range;
 use std::time::Instant;
 
 use sepconv::{AlignedBuf, Conv3x3Params, Kernels, Padding, Shape, TensorView, TensorViewMut};
@@ -61,10 +70,12 @@ struct Span {
     bottom: usize,
 }
 
-/// The fused prefix of a network: its first `layers` layers, run in row bands.
+/// The fused prefix of a network: its first `layers` layers, run in row bands, for the output
+/// rows `slab` of the last of them (one thread's share; all rows on one thread).
 pub(super) struct RowPipeline {
     layers: usize,
     band: usize,
+    slab: Range<usize>,
     /// Per fused layer: `(top, left, right)` zero padding of the whole layer (3x3 layers).
     pads: Vec<(usize, usize, usize)>,
     rows: Vec<Rows>,
@@ -81,17 +92,23 @@ enum Mode<'a> {
         stages: &'a [Stage],
         /// One image of the network input.
         input: &'a [f32],
-        /// One image of the last fused layer's output.
+        /// Rows `slab` of one image of the last fused layer's output.
         out: &'a mut [f32],
         times: Option<&'a mut [f64]>,
     },
 }
 
 impl RowPipeline {
-    /// Plans the pipeline of the first `layers` layers, each producing at most `band` output
-    /// rows per call. `Err` names why the prefix cannot be fused: fewer than 2 layers, a layer
-    /// that is not a 3x3 / depthwise / pointwise convolution, or `band` 0.
-    pub(super) fn new(stages: &[Stage], layers: usize, band: usize) -> Result<RowPipeline, String> {
+    /// Plans the pipeline of the first `layers` layers for output rows `slab` of the last one
+    /// (`slab.start` a multiple of `band`, `slab.end` one or the layer's height), each layer
+    /// producing `band` output rows per call. `Err` names why the prefix cannot be fused: fewer
+    /// than 2 layers, a layer that is not a 3x3 / depthwise / pointwise convolution, or `band` 0.
+    pub(super) fn new(
+        stages: &[Stage],
+        layers: usize,
+        band: usize,
+        slab: Range<usize>,
+    ) -> Result<RowPipeline, String> {
         if layers < 2 || layers > stages.len() {
             return Err(format!(
                 "fusing {layers} layers: between 2 and {} can be fused",
@@ -129,6 +146,7 @@ impl RowPipeline {
         let mut p = RowPipeline {
             layers,
             band,
+            slab,
             pads,
             rows: vec![Rows::default(); layers],
             windows: Vec::new(),
@@ -151,6 +169,11 @@ impl RowPipeline {
         self.layers
     }
 
+    /// The output rows of the last fused layer this pipeline produces.
+    pub(super) fn slab(&self) -> Range<usize> {
+        self.slab.clone()
+    }
+
     /// Output rows per call of each fused layer.
     pub(super) fn band(&self) -> usize {
         self.band
@@ -162,7 +185,8 @@ impl RowPipeline {
     }
 
     /// Runs the fused layers on one image: `input` is that image of the network input, `out`
-    /// that image of the last fused layer's output. Adds each layer's seconds to `times[j]`.
+    /// rows `slab` of that image of the last fused layer's output. Adds each layer's seconds to
+    /// `times[j]`.
     pub(super) fn run(
         &mut self,
         k: Kernels,
@@ -183,24 +207,32 @@ impl RowPipeline {
         )
     }
 
-    /// One image, band after band of the last fused layer (each pulling what it reads).
+    /// One image, band after band of the last fused layer's slab (each pulling what it reads).
     fn image(&mut self, stages: &[Stage], mode: &mut Mode) -> sepconv::Result<()> {
-        for r in &mut self.rows {
-            r.base = 0;
-            r.len = 0;
+        let (last, band) = (self.layers - 1, self.band);
+        let slab = self.slab.clone();
+        self.rows[last].base = slab.start;
+        self.rows[last].len = 0;
+        self.rows[last].cap = slab.len();
+        // Each layer starts at the first row its consumer reads, rounded down to a multiple of
+        // `band`: every layer then runs on the same row bands for any slab, so any split of the
+        // rows over threads gives the same bits.
+        for j in (0..last).rev() {
+            let first = self.rows[j + 1].base;
+            let a = self.span(stages, j + 1, first, first + 1).a;
+            self.rows[j].base = a / band * band;
+            self.rows[j].len = 0;
         }
-        let last = self.layers - 1;
-        let oh = stages[last].layer.out_hw().0;
-        self.rows[last].cap = oh;
-        for r0 in (0..oh).step_by(self.band) {
-            self.advance(stages, last, r0, (r0 + self.band).min(oh), mode)?;
+        for r0 in slab.clone().step_by(band) {
+            self.advance(stages, last, r0, (r0 + band).min(slab.end), mode)?;
         }
         Ok(())
     }
 
     /// Makes layer `j` hold its output rows up to `b`, keeping rows from `a` on (the rows its
-    /// consumer reads next). The rows are produced `band` at a time, so that each chunk's input
-    /// rows, not the whole request's, must be held by the layer before.
+    /// consumer reads next). Rows are produced in bands of `band` starting at multiples of
+    /// `band` (the last band of the layer may be shorter), so that each band's input rows, not
+    /// the whole request's, must be held by the layer before.
     fn advance(
         &mut self,
         stages: &[Stage],
@@ -209,13 +241,14 @@ impl RowPipeline {
         b: usize,
         mode: &mut Mode,
     ) -> sepconv::Result<()> {
+        let height = stages[j].layer.out_hw().0;
         loop {
             let Rows { base, len, .. } = self.rows[j];
             let end = base + len;
             if b <= end {
                 return Ok(());
             }
-            self.chunk(stages, j, a, end..b.min(end + self.band), mode)?;
+            self.chunk(stages, j, a, end..(end + self.band).min(height), mode)?;
         }
     }
 
@@ -226,7 +259,7 @@ impl RowPipeline {
         stages: &[Stage],
         j: usize,
         a: usize,
-        rows: std::ops::Range<usize>,
+        rows: Range<usize>,
         mode: &mut Mode,
     ) -> sepconv::Result<()> {
         let plan = matches!(mode, Mode::Plan);
@@ -309,7 +342,7 @@ impl RowPipeline {
         k: Kernels,
         stages: &[Stage],
         j: usize,
-        rows: std::ops::Range<usize>,
+        rows: Range<usize>,
         span: Span,
         input: &[f32],
         out: &mut [f32],
@@ -326,7 +359,8 @@ impl RowPipeline {
             &before[j - 1][(span.a - base) * in_row..(span.b - base) * in_row]
         };
         let dst: &mut [f32] = if j + 1 == self.layers {
-            &mut out[rows.start * out_row..rows.end * out_row]
+            let first = self.slab.start;
+            &mut out[(rows.start - first) * out_row..(rows.end - first) * out_row]
         } else {
             let base = self.rows[j].base;
             &mut from[0][(rows.start - base) * out_row..(rows.end - base) * out_row]
