@@ -153,7 +153,20 @@ fn every_thread_count_gives_identical_outputs() {
 /// only pointwise / stem bands may round differently (short GEMM tiles on other pixels).
 #[test]
 fn fused_row_bands_match_the_reference_and_layer_by_layer() {
-    let net = network(25, 128, false).unwrap();
+    fused_against_reference(128, &[(2, 1), (4, 3), (8, 2), (27, 1), (27, 3)]);
+}
+
+/// At resolution 160 the last layers are 5x5: odd heights, and a stride-2 layer with padding
+/// on both sides (10 -> 5).
+#[test]
+fn fused_row_bands_at_odd_heights() {
+    fused_against_reference(160, &[(27, 2)]);
+}
+
+/// [`fused_row_bands_match_the_reference_and_layer_by_layer`] at `resolution`, width 0.25, for
+/// each `(layers, band)`.
+fn fused_against_reference(resolution: usize, cases: &[(usize, usize)]) {
+    let net = network(25, resolution, false).unwrap();
     let w = Weights::random(&net, 15);
     let folded = fold_network(&net, &w).unwrap();
     let convs = net
@@ -169,7 +182,7 @@ fn fused_row_bands_match_the_reference_and_layer_by_layer() {
         plain.run().unwrap();
         let want = plain.logits().to_vec();
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        for (layers, band) in [(2, 1), (4, 3), (8, 2), (convs, 1), (convs, 3)] {
+        for &(layers, band) in cases {
             let what = format!(
                 "{} on {}, {layers} layers fused, band {band}",
                 net.id,
