@@ -116,7 +116,7 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
         // The common case (whole 16-column panel, the GEMM's only KC block) takes the lean loop;
         // the other tiles get the segment depth as a constant only for RGB (a 3x3 convolution
         // over 3 channels reads A in segments of 9 floats).
-        let mut r = lean_full_tiles!(call, MR, NR, full_tiles);
+        let mut r = lean_full_tiles!(call, MR, NR, full_tiles, [32, 64]);
         let rgb = call.k_seg == RGB_SEGMENT;
         while r < full {
             let t = &call.rows(r, MR);

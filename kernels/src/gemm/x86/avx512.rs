@@ -106,7 +106,7 @@ pub unsafe fn gemm_f32_14x16_avx512(call: &GemmTile) {
     // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows; the lean loop
     // gets whole tiles of a call that covers a whole panel and is its GEMM's only KC block, with
     // `KS == 0` or `KS == call.k_seg` (`lean_full_tiles`).
-    let start = unsafe { lean_full_tiles!(call, MR, NR, full_tiles) };
+    let start = unsafe { lean_full_tiles!(call, MR, NR, full_tiles, [32, 64]) };
     for r0 in (start..call.m).step_by(MR) {
         // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows, of which
         // this tile is rows `r0 .. r0 + t.m`.

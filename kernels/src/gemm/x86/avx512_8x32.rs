@@ -13,9 +13,9 @@
 //! GEMM's only KC block (K <= KC = 1024: every MobileNet v1 layer) run in a lean loop
 //! (`full_tiles`), as the AVX2 tile does: one moving base pointer per operand (A and C rows at `base + i * ld`, no arrays of row pointers), the bias and clamp bounds held in
 //! registers across tiles, the clamp always applied (the identity with infinite bounds, NaN
-//! included), whole-vector stores, no per-tile branch on a flag. Depths 9 (a 3x3 convolution over
-//! RGB, per kernel row), 32 and 64 are compile-time constants there and fully unrolled; other
-//! depths run 8 steps per iteration (then 1 per iteration for `k_seg % 8`), and each tile
+//! included), whole-vector stores, no per-tile branch on a flag. Depth 9 (a 3x3 convolution over
+//! RGB, per kernel row) is a compile-time constant there and fully unrolled; every other depth
+//! runs 8 steps per iteration (then 1 per iteration for `k_seg % 8`), and each tile
 //! prefetches (T1, into L2) its share of the next column panel of packed B, two 2-line B rows per
 //! 8 steps, so the next call does not stream its B from L3/DRAM. (One row per 8 steps covered
 //! the share only when a call has 8 or more full tiles; the 7x7 layers have 6, so a quarter of
@@ -30,9 +30,18 @@
 //! stack access in any of its depth loops; the C row pointers of a tile live on the stack between
 //! its prefetches and its stores): the general-depth loop is 231 instructions per 8 steps (128
 //! FMAs, 64 broadcasts, 16 B loads, 4 prefetches, 19 scalar), 1.80 instructions and 0.66 loads per
-//! FMA; the general tile's loop was 117 per 4 steps (1.83 per FMA). The K = 32 tile is 840
-//! instructions of depth steps (1.64 per FMA, 0.625 loads per FMA) and 967 with its set-up, clamp,
-//! stores and 24 C prefetches (1.89 per FMA, 0.71 loads per FMA).
+//! FMA; the general tile's loop was 117 per 4 steps (1.83 per FMA).
+//!
+//! Depths 32 and 64 were fully unrolled constants too, as in the AVX2 tile (where that measured
+//! 5-15% faster on Zen 3, and still 3-7% on a Cascade Lake core). In 512-bit code they are not:
+//! a step is 26 instructions of 6-10 bytes, so the K = 64 tile is about 12 KiB of straight-line
+//! code (the K = 32 one 6 KiB), more than Skylake-derived cores' decoded-instruction cache (1.5 K
+//! uops) holds, and the legacy decoders (16 bytes per cycle) cannot feed 16 FMAs per 8 cycles.
+//! Measured on a Cascade Lake core (two kernels in one process, calls alternating, 400 trials,
+//! median of the per-trial time ratios; data in L1/L2 as in MobileNet's row pipeline): the
+//! 8-step loop took 0.85-0.87x the time of the unrolled K = 64 tile (2x112x64 -> 64, 2x56x64 ->
+//! 128, 56x56x64 -> 128), 0.93x at K = 32 (2x112x32 -> 64), level at 112x112x32 -> 64
+//! (memory-bound there); MobileNet v1 1.0-224 0.98x.
 //!
 //! Modelled (`scripts/mca-avx512.sh`, llvm-mca 22): the general-depth loop at 73.5 cycles per
 //! 128 FMAs on `skylake-avx512` (87.0% of the model's FMA peak; the general tile's loop
@@ -145,7 +154,7 @@ pub unsafe fn gemm_f32_8x32_avx512(call: &GemmTile) {
     // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows; the lean loop
     // gets whole tiles of a call that covers a whole panel and is its GEMM's only KC block, with
     // `KS == 0` or `KS == call.k_seg` (`lean_full_tiles`).
-    let start = unsafe { lean_full_tiles!(call, MR, NR, full_tiles) };
+    let start = unsafe { lean_full_tiles!(call, MR, NR, full_tiles, []) };
     for r0 in (start..call.m).step_by(MR) {
         let t = call.rows(r0, MR.min(call.m - r0));
         // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows, of which
@@ -194,7 +203,7 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
     // prefetches two rows (both lines) into L2 per 8 depth steps (a share of `k / 4` rows: enough
     // from 4 full tiles up), so the next call finds its B there. Once a tile's share is done it repeats its last row (an L2 hit; no branch in the
     // depth loop). Past the last panel the addresses are harmless: prefetches never fault.
-    // Only in the general depth: at the constant depths (<= 64) a panel of B is at most 8 KiB.
+    // Only in the general depth: at the constant depth 9 (the stem) a panel of B is 3.5 KiB.
     let next = t.b.wrapping_add(t.k * NR);
     let next_rows = t.k + 1;
     let share = next_rows.div_ceil(count);
@@ -235,46 +244,25 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
                     }
                 };
             }
-            match KS {
-                // Spelled out: LLVM does not unroll a loop of 4 or 8 chunks of this size itself.
-                32 => {
-                    chunk!(0);
-                    chunk!(1);
-                    chunk!(2);
-                    chunk!(3);
+            for c in 0..ks / 8 {
+                // One iteration of the general depth loop, for llvm-mca
+                // (scripts/mca-avx512.sh).
+                #[cfg(feature = "mca-markers")]
+                if KS == 0 {
+                    mca_marker!("BEGIN gemm_f32_8x32_avx512");
                 }
-                64 => {
-                    chunk!(0);
-                    chunk!(1);
-                    chunk!(2);
-                    chunk!(3);
-                    chunk!(4);
-                    chunk!(5);
-                    chunk!(6);
-                    chunk!(7);
-                }
-                _ => {
-                    for c in 0..ks / 8 {
-                        // One iteration of the general depth loop, for llvm-mca
-                        // (scripts/mca-avx512.sh).
-                        #[cfg(feature = "mca-markers")]
-                        if KS == 0 {
-                            mca_marker!("BEGIN gemm_f32_8x32_avx512");
-                        }
-                        if KS == 0 {
-                            for _ in 0..2 {
-                                let r = next.wrapping_add(next_row.min(next_last) * NR);
-                                _mm_prefetch::<_MM_HINT_T1>(r as *const i8);
-                                _mm_prefetch::<_MM_HINT_T1>(r.wrapping_add(16) as *const i8);
-                                next_row += 1;
-                            }
-                        }
-                        chunk!(c);
-                        #[cfg(feature = "mca-markers")]
-                        if KS == 0 {
-                            mca_marker!("END gemm_f32_8x32_avx512");
-                        }
+                if KS == 0 {
+                    for _ in 0..2 {
+                        let r = next.wrapping_add(next_row.min(next_last) * NR);
+                        _mm_prefetch::<_MM_HINT_T1>(r as *const i8);
+                        _mm_prefetch::<_MM_HINT_T1>(r.wrapping_add(16) as *const i8);
+                        next_row += 1;
                     }
+                }
+                chunk!(c);
+                #[cfg(feature = "mca-markers")]
+                if KS == 0 {
+                    mca_marker!("END gemm_f32_8x32_avx512");
                 }
             }
             for p in ks / 8 * 8..ks {

@@ -5,14 +5,16 @@
 /// when it did not run): the call must cover a whole `$nr`-column panel and be its GEMM's only
 /// KC block (C is then written once, bias and clamp applied in the same pass). The segment depth
 /// is passed as a constant where it is small and common, so its steps unroll completely (no
-/// loop exit per tile, constant offsets): 9 ([`RGB_SEGMENT`], a 3x3 convolution over RGB), 32
-/// and 64 (MobileNet's first two pointwise layers); other depths as 0 (read from the call).
+/// loop exit per tile, constant offsets): 9 ([`RGB_SEGMENT`], a 3x3 convolution over RGB), and
+/// the depths listed in `[$($deep),*]` (32 and 64: MobileNet's first two pointwise layers, where
+/// the tile's code still fits the core's decoded-instruction cache); other depths as 0 (read
+/// from the call).
 ///
 /// Expands to `unsafe` calls: the call site is inside an `unsafe` block of a `GemmUkernelFn`
 /// entry point whose caller upholds that contract for `$call`'s rows; `$full_tiles::<KS>`
 /// must accept whole tiles of such a call with `KS == 0` or `KS == call.k_seg`.
 macro_rules! lean_full_tiles {
-    ($call:expr, $mr:expr, $nr:expr, $full_tiles:ident) => {{
+    ($call:expr, $mr:expr, $nr:expr, $full_tiles:ident, [$($deep:literal),*]) => {{
         let call = $call;
         let full = call.m - call.m % $mr;
         if call.n == $nr && call.first_k_block && call.last_k_block && full > 0 {
@@ -20,8 +22,7 @@ macro_rules! lean_full_tiles {
                 $crate::gemm::x86::RGB_SEGMENT => {
                     $full_tiles::<{ $crate::gemm::x86::RGB_SEGMENT }>(call, full / $mr)
                 }
-                32 => $full_tiles::<32>(call, full / $mr),
-                64 => $full_tiles::<64>(call, full / $mr),
+                $($deep => $full_tiles::<$deep>(call, full / $mr),)*
                 _ => $full_tiles::<0>(call, full / $mr),
             }
             full
