@@ -38,10 +38,12 @@
 //! code (the K = 32 one 6 KiB), more than Skylake-derived cores' decoded-instruction cache (1.5 K
 //! uops) holds, and the legacy decoders (16 bytes per cycle) cannot feed 16 FMAs per 8 cycles.
 //! Measured on a Cascade Lake core (two kernels in one process, calls alternating, 400 trials,
-//! median of the per-trial time ratios; data in L1/L2 as in MobileNet's row pipeline): the
-//! 8-step loop took 0.85-0.87x the time of the unrolled K = 64 tile (2x112x64 -> 64, 2x56x64 ->
-//! 128, 56x56x64 -> 128), 0.93x at K = 32 (2x112x32 -> 64), level at 112x112x32 -> 64
-//! (memory-bound there); MobileNet v1 1.0-224 0.98x.
+//! median of the per-trial time ratios; data in L1/L2 as in MobileNet's row pipeline) while the
+//! VM's other core compiled and ran tests: the 8-step loop took 0.85-0.87x the time of the
+//! unrolled K = 64 tile (2x112x64 -> 64, 2x56x64 -> 128, 56x56x64 -> 128), 0.93x at K = 32
+//! (2x112x32 -> 64), level at 112x112x32 -> 64 (memory-bound there); MobileNet v1 1.0-224 0.98x.
+//! In this VM's slow phases (every kernel at about 60% of its usual speed) the two ran closer:
+//! 0.98-0.99x at K = 64, 1.02x at K = 32, the network 0.99x.
 //!
 //! Modelled (`scripts/mca-avx512.sh`, llvm-mca 22): the general-depth loop at 73.5 cycles per
 //! 128 FMAs on `skylake-avx512` (87.0% of the model's FMA peak; the general tile's loop
