@@ -104,6 +104,17 @@ impl Kernels {
         // copying the three rows (the stem: B is 27 x 32; Conv MobileNet's 3x3 layers, whose B
         // is up to 36 MiB, measured up to 2x slower in place).
         let border_runs = usize::from(lo > 0) + usize::from(hi < o.w);
+        // With a right border run anyway, the inside run's last `len % MR` pixels join it, so
+        // every tile of the inside run is whole (the lean loop) and the border run's pixels make
+        // one tile instead of a partial tile and a one-pixel one. The stem (112 outputs per row,
+        // 111 inside), AVX-512 8 x 32 tile: 104 + 8 instead of 111 + 1, paired calls on a
+        // Cascade Lake core 0.96x the time; AVX2 (108 + 4 instead of 111 + 1) 0.99x.
+        let mr = self.gemm.mr;
+        let hi = if hi < o.w && hi.saturating_sub(lo) > mr {
+            hi - (hi - lo) % mr
+        } else {
+            hi
+        };
         let in_place_cols = (i.w + g.pad_left >= 3
             && lo < hi
             && input.strides.pixel == i.c
