@@ -236,10 +236,12 @@ fn fusion_rule_and_what_cannot_be_fused() {
     let k = Kernels::for_isa(sepconv::Isa::Portable).unwrap();
     let net = network(100, 224, false).unwrap();
     let mut runner = NetRunner::new(k, &net, 1).unwrap();
-    // Through conv_dw_4 (input 56x56x128 = 1.6 MB) with 1 MiB of L2; through conv_dw_6 with
-    // 512 KiB; nothing when every input fits.
+    // Through conv_dw_4 (input 56x56x128 = 1.6 MB) with 1 MiB of L2; with 512 KiB conv_pw_4's
+    // 128 KiB of weights stop it there too (by inputs alone it would go on to conv_dw_6); up
+    // to conv_dw_3 with 256 KiB (conv_pw_3's 64 KiB of weights); nothing when every input fits.
     assert_eq!(runner.auto_fusion(1 << 20), 8);
-    assert_eq!(runner.auto_fusion(512 << 10), 12);
+    assert_eq!(runner.auto_fusion(512 << 10), 8);
+    assert_eq!(runner.auto_fusion(256 << 10), 6);
     assert_eq!(runner.auto_fusion(64 << 20), 0);
     // Conv MobileNet: the standard conv after the stem ends the prefix.
     let conv = network(100, 224, true).unwrap();

@@ -29,8 +29,8 @@
 //! and fed straight to the pointwise GEMM) took 0.99-1.07x the time: the early depthwise layers
 //! got faster, and the GEMMs, now called per band, gave it back. Offsetting the two activation
 //! buffers from each other modulo 4 KiB (64 B to 2 KiB apart): 0.997-1.008x. (The row pipeline
-//! is not measured on Zen 3 yet: `--fuse 0` against `--fuse auto` there, whose rule picks 12
-//! layers with its 512 KiB L2.)
+//! is not measured on Zen 3 yet: `--fuse 0` against `--fuse auto` there, whose rule picks 8
+//! layers with its 512 KiB L2 too.)
 //!
 //! # Weights: tensor names, shapes and layouts
 //!

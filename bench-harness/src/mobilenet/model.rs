@@ -188,26 +188,31 @@ impl NetRunner {
 
     /// How many leading layers [`NetRunner::fuse_rows`] should fuse on a core with `l2_bytes`
     /// of L2: through the last layer whose input (one image) is larger than L2, counting only
-    /// the stem and the depthwise and pointwise layers after it (a standard 3x3 conv after the
-    /// stem, as in Conv MobileNet, ends the prefix: its weights, re-read for every band, are too
-    /// big). 0 when fewer than 2 layers qualify: every activation then fits L2 anyway.
+    /// the stem and the depthwise and pointwise layers after it, and stopping before a
+    /// pointwise layer whose weights take a quarter of L2 or more (every band reads all of a fused
+    /// layer's weights again: they must stay in L2 beside the windows; for the same reason a
+    /// standard 3x3 conv after the stem, as in Conv MobileNet, ends the prefix). 0 when fewer
+    /// than 2 layers qualify: every activation then fits L2 anyway.
     ///
     /// MobileNet v1 1.0-224 gets 8 (through `conv_dw_4`, whose 56x56x128 input is 1.6 MB) with
-    /// a 1 MiB L2 and 12 (through `conv_dw_6`) with 512 KiB. Measured on a Cascade Lake core
-    /// (1 MiB L2; paired runs, see the `pipeline` module): fusing 8 layers took 0.95-0.97x the
-    /// time of layer by layer with AVX-512 and 0.99x with AVX2.
+    /// a 1 MiB L2, and with 512 KiB too (`conv_pw_4`'s 128 KiB of weights end it there).
+    /// Measured on a Cascade Lake core (1 MiB L2; paired runs, see the `pipeline` module):
+    /// fusing 8 layers took 0.955-0.977x the time of layer by layer with AVX-512 (12 layers:
+    /// 0.970-0.991x) and 0.986-0.989x with AVX2.
     pub fn auto_fusion(&self, l2_bytes: u64) -> usize {
         let mut fuse = 0;
         for (j, st) in self.stages.iter().enumerate() {
-            let fusable = match st.layer.op {
-                Op::Depthwise3x3 | Op::Pointwise => true,
+            let l = &st.layer;
+            let fusable = match l.op {
+                Op::Depthwise3x3 => true,
+                Op::Pointwise => ((l.cin * l.cout * 4) as u64) < l2_bytes / 4,
                 Op::Conv3x3 => j == 0,
                 Op::AvgPool | Op::FullyConnected => false,
             };
             if !fusable {
                 break;
             }
-            if (st.layer.input_len() * 4) as u64 > l2_bytes {
+            if (l.input_len() * 4) as u64 > l2_bytes {
                 fuse = j + 1;
             }
         }
