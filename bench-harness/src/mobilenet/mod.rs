@@ -21,7 +21,7 @@
 //! By default layers run one after the other, each over the whole batch. The CLI and the report
 //! fuse the leading layers whose inputs exceed L2 ([`NetRunner::auto_fusion`]: MobileNet v1
 //! 1.0-224 has 1.6-3.2 MB activations up to `conv_dw_4`) into a pipeline of row bands, image by
-//! image, so those activations stay in cache; measured on a Cascade Lake core: 0.955-0.977x the
+//! image, so those activations stay in cache; measured on a Cascade Lake core: 0.954-0.981x the
 //! time with AVX-512, 0.986-0.989x with AVX2 (the `pipeline` module has the details). Measured
 //! and not adopted (Zen 3, one thread, MobileNet v1 1.0-224, two runners alternating run by run,
 //! 150 runs, median of the per-run time ratios): running each depthwise layer and the pointwise
@@ -73,7 +73,7 @@ pub use model::NetRunner;
 
 /// Output rows per call of each fused layer ([`NetRunner::fuse_rows`]) where the CLI and the
 /// report fuse. Measured on a Cascade Lake core (1 MiB L2, MobileNet v1 1.0-224,
-/// 8 layers fused, AVX-512, paired runs): 1-4 rows within noise of each other (0.95-0.97x of
+/// 8 layers fused, AVX-512, paired runs): 1-4 rows within noise of each other (0.95-0.98x of
 /// layer by layer), 2 as good as any.
 pub const FUSION_BAND_ROWS: usize = 2;
 pub use weights::{

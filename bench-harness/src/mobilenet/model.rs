@@ -197,7 +197,7 @@ impl NetRunner {
     /// MobileNet v1 1.0-224 gets 8 (through `conv_dw_4`, whose 56x56x128 input is 1.6 MB) with
     /// a 1 MiB L2, and with 512 KiB too (`conv_pw_4`'s 128 KiB of weights end it there).
     /// Measured on a Cascade Lake core (1 MiB L2; paired runs, see the `pipeline` module):
-    /// fusing 8 layers took 0.955-0.977x the time of layer by layer with AVX-512 (12 layers:
+    /// fusing 8 layers took 0.954-0.981x the time of layer by layer with AVX-512 (12 layers:
     /// 0.970-0.991x) and 0.986-0.989x with AVX2.
     pub fn auto_fusion(&self, l2_bytes: u64) -> usize {
         let mut fuse = 0;
