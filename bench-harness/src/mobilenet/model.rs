@@ -156,33 +156,12 @@ impl NetRunner {
     /// `Err` if the prefix cannot be fused (fewer than 2 or more than all layers, a pooling or
     /// fully connected layer in it, `band` 0).
     pub fn fuse_rows(&mut self, layers: usize, band: usize) -> Result<(), ModelError> {
-        self.pipelines.clear();
-        if layers == 0 {
-            return Ok(());
-        }
-        let height = match self.stages.get(layers.max(1) - 1) {
-            Some(st) if band > 0 => st.layer.out_hw().0,
-            _ => {
-                // Let the pipeline name what is wrong.
-                return Err(ModelError::Unsupported(
-                    RowPipeline::new(&self.stages, layers, band, 0..1)
-                        .err()
-                        .unwrap_or_default(),
-                ));
-            }
+        self.pipelines = if layers == 0 {
+            Vec::new()
+        } else {
+            RowPipeline::per_thread(&self.stages, layers, band, self.k.threads())
+                .map_err(ModelError::Unsupported)?
         };
-        // With several threads, each runs the whole pipeline on a slab of the last fused layer's
-        // rows (whole bands; the layers before compute the few rows where slabs meet twice).
-        // Calling each layer's band on all threads instead costs a synchronisation per call:
-        // two threads took 1.12-1.22x the time of layer by layer that way.
-        let bands = height.div_ceil(band);
-        let slabs = self.k.threads().min(bands);
-        for i in 0..slabs {
-            let rows = (i * bands / slabs * band)..((i + 1) * bands / slabs * band).min(height);
-            let p = RowPipeline::new(&self.stages, layers, band, rows)
-                .map_err(ModelError::Unsupported)?;
-            self.pipelines.push(p);
-        }
         Ok(())
     }
 

@@ -100,16 +100,35 @@ enum Mode<'a> {
 }
 
 impl RowPipeline {
-    /// Plans the pipeline of the first `layers` layers for output rows `slab` of the last one
-    /// (`slab.start` a multiple of `band`, `slab.end` one or the layer's height), each layer
-    /// producing `band` output rows per call. `Err` names why the prefix cannot be fused: fewer
-    /// than 2 layers, a layer that is not a 3x3 / depthwise / pointwise convolution, or `band` 0.
-    pub(super) fn new(
+    /// Plans the first `layers` layers, each producing `band` output rows per call, as one
+    /// pipeline per thread: `threads` slabs of whole bands of the last fused layer's rows (fewer
+    /// when it has fewer bands). `Err` names why the prefix cannot be fused: fewer than 2
+    /// layers, a layer that is not a 3x3 / depthwise / pointwise convolution, or `band` 0.
+    pub(super) fn per_thread(
         stages: &[Stage],
         layers: usize,
         band: usize,
-        slab: Range<usize>,
-    ) -> Result<RowPipeline, String> {
+        threads: usize,
+    ) -> Result<Vec<RowPipeline>, String> {
+        let pads = RowPipeline::pads(stages, layers, band)?;
+        let height = stages[layers - 1].layer.out_hw().0;
+        let bands = height.div_ceil(band);
+        let slabs = threads.clamp(1, bands);
+        Ok((0..slabs)
+            .map(|i| {
+                let rows = (i * bands / slabs * band)..((i + 1) * bands / slabs * band).min(height);
+                RowPipeline::new(stages, layers, band, pads.clone(), rows)
+            })
+            .collect())
+    }
+
+    /// Checks that the first `layers` layers can be fused with bands of `band` rows, and returns
+    /// each one's `(top, left, right)` zero padding.
+    fn pads(
+        stages: &[Stage],
+        layers: usize,
+        band: usize,
+    ) -> Result<Vec<(usize, usize, usize)>, String> {
         if layers < 2 || layers > stages.len() {
             return Err(format!(
                 "fusing {layers} layers: between 2 and {} can be fused",
@@ -144,6 +163,19 @@ impl RowPipeline {
                 }
             });
         }
+        Ok(pads)
+    }
+
+    /// Plans the pipeline of the first `layers` layers (`pads` from [`RowPipeline::pads`]) for
+    /// output rows `slab` of the last one (`slab.start` a multiple of `band`, `slab.end` one or
+    /// the layer's height).
+    fn new(
+        stages: &[Stage],
+        layers: usize,
+        band: usize,
+        pads: Vec<(usize, usize, usize)>,
+        slab: Range<usize>,
+    ) -> RowPipeline {
         let mut p = RowPipeline {
             layers,
             band,
@@ -162,7 +194,7 @@ impl RowPipeline {
                 AlignedBuf::zeroed(p.rows[j].cap * l.out_hw().1 * l.cout)
             })
             .collect();
-        Ok(p)
+        p
     }
 
     /// Layers fused.
