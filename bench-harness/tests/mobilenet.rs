@@ -121,27 +121,32 @@ fn conv_mobilenet_matches_the_reference_on_every_isa() {
     }
 }
 
+/// Layer by layer (width 0.25, batch 2) and with the first 10 layers fused in row bands (width
+/// 0.5, batch 1; each thread runs the pipeline on its own slab of rows).
 #[test]
 fn every_thread_count_gives_identical_outputs() {
-    let net = network(25, 128, false).unwrap();
-    let w = Weights::random(&net, 9);
-    for k in Kernels::available() {
-        let mut outs: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
-        for threads in 1..=4 {
-            let kt = k.with_threads(threads).unwrap();
-            let mut runner = NetRunner::with_weights(kt, &net, &w, 2).unwrap();
-            let input = images(&runner, 12);
-            runner.input_mut().copy_from_slice(&input);
-            let p = runner.run().unwrap().to_vec();
-            outs.push((runner.logits().to_vec(), p));
-        }
-        for (t, o) in outs.iter().enumerate().skip(1) {
-            assert!(
-                *o == outs[0],
-                "{}: {} threads differ from 1 thread",
-                k.isa(),
-                t + 1
-            );
+    for (alpha, batch, fuse) in [(25, 2, 0), (50, 1, 10)] {
+        let net = network(alpha, 128, false).unwrap();
+        let w = Weights::random(&net, 9);
+        for k in Kernels::available() {
+            let mut outs: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+            for threads in 1..=4 {
+                let kt = k.with_threads(threads).unwrap();
+                let mut runner = NetRunner::with_weights(kt, &net, &w, batch).unwrap();
+                runner.fuse_rows(fuse, 2).unwrap();
+                let input = images(&runner, 12);
+                runner.input_mut().copy_from_slice(&input);
+                let p = runner.run().unwrap().to_vec();
+                outs.push((runner.logits().to_vec(), p));
+            }
+            for (t, o) in outs.iter().enumerate().skip(1) {
+                assert!(
+                    *o == outs[0],
+                    "{}, {fuse} layers fused: {} threads differ from 1 thread",
+                    k.isa(),
+                    t + 1
+                );
+            }
         }
     }
 }
@@ -201,32 +206,6 @@ fn fused_against_reference(resolution: usize, cases: &[(usize, usize)]) {
                     "{what}: logit {i}: fused {g}, layer by layer {w}"
                 );
             }
-        }
-    }
-}
-
-#[test]
-fn fused_row_bands_give_identical_outputs_for_every_thread_count() {
-    let net = network(50, 128, false).unwrap();
-    let w = Weights::random(&net, 17);
-    for k in Kernels::available() {
-        let mut outs: Vec<Vec<f32>> = Vec::new();
-        for threads in 1..=4 {
-            let mut runner =
-                NetRunner::with_weights(k.with_threads(threads).unwrap(), &net, &w, 1).unwrap();
-            runner.fuse_rows(10, 2).unwrap();
-            let input = images(&runner, 18);
-            runner.input_mut().copy_from_slice(&input);
-            runner.run().unwrap();
-            outs.push(runner.logits().to_vec());
-        }
-        for (t, o) in outs.iter().enumerate().skip(1) {
-            assert!(
-                *o == outs[0],
-                "{}: {} threads differ from 1",
-                k.isa(),
-                t + 1
-            );
         }
     }
 }
