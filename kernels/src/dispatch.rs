@@ -166,6 +166,33 @@ impl Kernels {
         Ok(self)
     }
 
+    /// Runs `f` on every part on this handle's threads (the persistent pool the operators use)
+    /// and returns the error of the lowest-numbered part that failed, if any. For engines that
+    /// run their own per-thread work between operators (e.g. a pipeline of row bands per slab of
+    /// rows): they start no threads of their own, and their parts run on the workers whose caches
+    /// the operators before and after them use. With one thread or one part, everything runs in
+    /// order on the calling thread.
+    pub fn run_parts<T: Send, E: Send>(
+        &self,
+        parts: Vec<T>,
+        f: impl Fn(T) -> std::result::Result<(), E> + Sync + Send,
+    ) -> std::result::Result<(), E> {
+        let first_error = std::sync::Mutex::new(None::<(usize, E)>);
+        let numbered: Vec<(usize, T)> = parts.into_iter().enumerate().collect();
+        crate::threading::run_parts(self.threads, numbered, |(i, part)| {
+            if let Err(e) = f(part) {
+                let mut slot = first_error.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.as_ref().is_none_or(|(j, _)| i < *j) {
+                    *slot = Some((i, e));
+                }
+            }
+        });
+        match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// The same set with another GEMM micro-kernel of the same ISA (tests and benches use this to
     /// reach every registered variant). Weights must be packed after the switch.
     pub fn with_gemm_kernel(mut self, k: &'static GemmKernel) -> Result<Kernels> {

@@ -31,6 +31,12 @@ fn pool(threads: usize) -> Arc<ThreadPool> {
 }
 
 /// Runs `f` on every part, on up to `threads` threads (inline when 1 or when there is one part).
+///
+/// Work stealing decides which worker runs which part. Pinning part `i` to worker `i` (rayon's
+/// `broadcast`, so each core keeps its slice of the weights and rows from call to call) was
+/// measured on a 16-core Emerald Rapids VM (MobileNet v1 1.0-224, batch 1, three alternating
+/// rounds): 0.87-1.0x the time at 4 threads but 1.2-1.4x at 16, where waking every worker for
+/// every operator costs more than the locality saves.
 pub(crate) fn run_parts<T: Send>(threads: usize, parts: Vec<T>, f: impl Fn(T) + Sync + Send) {
     if threads <= 1 || parts.len() <= 1 {
         parts.into_iter().for_each(f);
