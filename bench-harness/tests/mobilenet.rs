@@ -490,21 +490,7 @@ fn bench_cmd() -> Command {
 
 #[test]
 fn cli_prints_layers_latency_and_top_5() {
-    let out = bench_cmd()
-        .args([
-            "mobilenet",
-            "--alpha",
-            "0.25",
-            "--resolution",
-            "128",
-            "--batch",
-            "2",
-            "--runs",
-            "3",
-            "--alone",
-        ])
-        .output()
-        .unwrap();
+    let out = mobilenet_cli(&["--alpha", "0.25", "--batch", "2", "--runs", "3", "--alone"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -526,22 +512,9 @@ fn cli_prints_layers_latency_and_top_5() {
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
-    let fused = bench_cmd()
-        .args([
-            "mobilenet",
-            "--alpha",
-            "0.25",
-            "--resolution",
-            "128",
-            "--runs",
-            "2",
-            "--fuse",
-            "6",
-            "--band",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let fused = mobilenet_cli(&[
+        "--alpha", "0.25", "--runs", "2", "--fuse", "6", "--band", "1",
+    ]);
     let text = String::from_utf8_lossy(&fused.stdout);
     assert!(fused.status.success(), "{text}");
     assert!(
@@ -552,18 +525,7 @@ fn cli_prints_layers_latency_and_top_5() {
         ("1", "between 2 and"),
         ("many", "a number of layers, or auto"),
     ] {
-        let bad = bench_cmd()
-            .args([
-                "mobilenet",
-                "--resolution",
-                "128",
-                "--runs",
-                "1",
-                "--fuse",
-                fuse,
-            ])
-            .output()
-            .unwrap();
+        let bad = mobilenet_cli(&["--runs", "1", "--fuse", fuse]);
         assert_eq!(bad.status.code(), Some(2));
         assert!(
             String::from_utf8_lossy(&bad.stderr).contains(why),
@@ -576,4 +538,13 @@ fn cli_prints_layers_latency_and_top_5() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("resolution 100"));
+}
+
+/// `sepconv-bench mobilenet --resolution 128` with `args` after it, run to the end.
+fn mobilenet_cli(args: &[&str]) -> std::process::Output {
+    bench_cmd()
+        .args(["mobilenet", "--resolution", "128"])
+        .args(args)
+        .output()
+        .unwrap()
 }
