@@ -30,6 +30,16 @@ fn pool(threads: usize) -> Arc<ThreadPool> {
     p
 }
 
+/// Runs `f` on a worker of the pool of `threads` threads (on the calling thread when 1), so the
+/// operators `f` calls with that thread count start their parts from inside the pool.
+pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    if threads <= 1 {
+        f()
+    } else {
+        pool(threads).install(f)
+    }
+}
+
 /// Runs `f` on every part, on up to `threads` threads (inline when 1 or when there is one part).
 ///
 /// Work stealing decides which worker runs which part. Pinning part `i` to worker `i` (rayon's

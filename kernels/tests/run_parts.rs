@@ -1,5 +1,6 @@
 //! `Kernels::run_parts`: every part runs once, on any thread count, and the error reported is
-//! the lowest-numbered part's.
+//! the lowest-numbered part's. `Kernels::run_in_pool`: operators called inside it give the
+//! same bits.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -57,4 +58,40 @@ fn portable(threads: usize) -> Kernels {
         .unwrap()
         .with_threads(threads)
         .unwrap()
+}
+
+#[test]
+fn operators_inside_the_pool_give_the_same_bits() {
+    use sepconv::{Activation, Shape, TensorView, TensorViewMut, WeightLayout};
+    let (h, w, cin, cout) = (29, 31, 67, 45); // 2.7 M multiply-adds: split over 4 threads
+    let x: Vec<f32> = (0..h * w * cin).map(|i| (i as f32 * 0.37).sin()).collect();
+    let wt: Vec<f32> = (0..cin * cout).map(|i| (i as f32 * 0.11).cos()).collect();
+    let run = |k: Kernels, inside: bool| {
+        let packed = k
+            .pack_pointwise(&wt, WeightLayout::Hwio, None, cin, cout)
+            .unwrap();
+        let mut y = vec![0.0f32; h * w * cout];
+        let mut call = || {
+            let xv = TensorView::new(&x, Shape::new(1, h, w, cin)).unwrap();
+            let mut yv = TensorViewMut::new(&mut y, Shape::new(1, h, w, cout)).unwrap();
+            k.pointwise(&xv, &packed, Activation::Relu, &mut yv)
+        };
+        if inside {
+            k.run_in_pool(call).unwrap();
+        } else {
+            call().unwrap();
+        }
+        y
+    };
+    let want = run(portable(1), false);
+    for threads in 1..=4 {
+        let got = run(portable(threads), true);
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{threads} threads inside the pool"
+        );
+        assert_eq!(portable(threads).run_in_pool(|| threads * 2), threads * 2);
+    }
 }

@@ -244,7 +244,8 @@ impl NetRunner {
     /// One inference of the whole batch; returns the class probabilities (softmax),
     /// `batch x 1000`, image after image.
     pub fn run(&mut self) -> sepconv::Result<&[f32]> {
-        self.forward(None)?;
+        let k = self.k;
+        k.run_in_pool(|| self.forward(None))?;
         Ok(&self.probs)
     }
 
@@ -260,7 +261,8 @@ impl NetRunner {
             self.stages.len() + 1,
             "one time per layer + softmax"
         );
-        self.forward(Some(times))?;
+        let k = self.k;
+        k.run_in_pool(|| self.forward(Some(times)))?;
         Ok(&self.probs)
     }
 
@@ -284,7 +286,8 @@ impl NetRunner {
     /// If `i` is not a layer index.
     pub fn run_layer(&mut self, i: usize) -> sepconv::Result<()> {
         assert!(i < self.stages.len(), "layer {i} of {}", self.stages.len());
-        self.stage(i)
+        let k = self.k;
+        k.run_in_pool(|| self.stage(i))
     }
 
     /// Layer `i`: reads the buffer layer `i - 1` wrote (the input for 0), writes the other.
