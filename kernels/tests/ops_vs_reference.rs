@@ -408,8 +408,22 @@ fn nan_inf_propagate(k: Kernels) {
 
 /// Results are bit-identical for threads 1..=4 (each element is computed by one thread in one order).
 fn threads_identical(k: Kernels) {
-    let ops: [(CaseFn, Case); 6] = [
+    let ops: [(CaseFn, Case); 9] = [
         (cases::depthwise, Case::new(2, 29, 31, 37, 37)),
+        // One or two output rows per thread (a channel tail, padded pixels, stride 2, and 4 KiB
+        // pixel strides read through skewed copies).
+        (cases::depthwise, Case::new(1, 3, 9, 1027, 1027)),
+        (
+            cases::depthwise,
+            Case {
+                stride: 2,
+                in_gap: 5,
+                out_gap: 3,
+                act: Activation::Relu6,
+                ..Case::new(2, 5, 24, 600, 600)
+            },
+        ),
+        (cases::depthwise, Case::new(1, 4, 7, 1024, 1024)),
         (cases::pointwise, Case::new(2, 13, 17, 45, 70)),
         // Few rows, many columns: threads split the columns (the 7x7 layers' shape).
         (cases::pointwise, Case::new(1, 1, 7, 300, 1000)),
