@@ -4,6 +4,7 @@
 //! output element is computed by exactly one part, in the same order whatever the thread count,
 //! so results are bit-identical for any `threads`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
@@ -31,12 +32,62 @@ fn pool(threads: usize) -> Arc<ThreadPool> {
 }
 
 /// Runs `f` on a worker of the pool of `threads` threads (on the calling thread when 1), so the
-/// operators `f` calls with that thread count start their parts from inside the pool.
+/// operators `f` calls with that thread count start their parts from inside the pool, while the
+/// other workers stay awake: until `f` returns, each polls for parts to take (rayon's
+/// `yield_now`) instead of going to sleep when it runs out of work, so an operator that follows
+/// a moment of imbalance finds them running, not asleep. (Measured on the 2-core VM with a probe
+/// of two 5 us parts after a 50 us pause: 10.7 us per call inside the pool, 5.8 us with the
+/// workers kept awake, 20.4 us from outside.) The workers burn their cores while `f` runs, as
+/// OpenMP runtimes do for a while after each parallel region.
 pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     if threads <= 1 {
-        f()
-    } else {
-        pool(threads).install(f)
+        return f();
+    }
+    pool(threads).install(|| {
+        let done = AtomicBool::new(false);
+        let caller = rayon::current_thread_index();
+        let mut out = None;
+        rayon::in_place_scope(|s| {
+            s.spawn_broadcast(|_, ctx| {
+                // The caller's own copy returns at once: it is busy running `f` (and must not
+                // wait for `f` from inside it).
+                if Some(ctx.index()) == caller {
+                    return;
+                }
+                let mut idle = 0u32;
+                while !done.load(Ordering::Acquire) {
+                    if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                        idle = 0;
+                    } else {
+                        idle = idle.wrapping_add(1);
+                        // Now and then give the core to the OS: with more threads than free
+                        // cores, pure spinning starves the workers that have parts to run.
+                        if idle.is_multiple_of(IDLE_POLLS_PER_OS_YIELD) {
+                            std::thread::yield_now();
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                }
+            });
+            // Set `done` however `f` ends (a panic too), so the scope's wait for the other
+            // workers ends.
+            let _release = SetOnDrop(&done);
+            out = Some(f());
+        });
+        out.expect("f ran inside the scope")
+    })
+}
+
+/// Idle polls of a kept-awake worker between two yields of its core to the OS.
+const IDLE_POLLS_PER_OS_YIELD: u32 = 16;
+
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 

@@ -95,3 +95,21 @@ fn operators_inside_the_pool_give_the_same_bits() {
         assert_eq!(portable(threads).run_in_pool(|| threads * 2), threads * 2);
     }
 }
+
+#[test]
+fn a_panic_inside_the_pool_reaches_the_caller_and_the_pool_still_works() {
+    for threads in 2..=4 {
+        let k = portable(threads);
+        let r = std::panic::catch_unwind(|| k.run_in_pool(|| panic!("inside")));
+        assert!(r.is_err(), "{threads} threads");
+        // The workers kept awake for the failed call were released: the pool runs again.
+        let total = AtomicUsize::new(0);
+        let r: Result<(), ()> = k.run_in_pool(|| {
+            k.run_parts((1..=10).collect(), |i: usize| {
+                total.fetch_add(i, Ordering::Relaxed);
+                Ok(())
+            })
+        });
+        assert_eq!((r, total.load(Ordering::Relaxed)), (Ok(()), 55));
+    }
+}
