@@ -65,7 +65,7 @@ pub struct Case {
     pub kernel: String,
     /// Threads the operator may use.
     pub threads: usize,
-    run: Box<dyn FnMut()>,
+    run: Box<dyn FnMut() + Send>,
 }
 
 impl Case {
@@ -100,7 +100,7 @@ impl Case {
         // Check the shapes once, outside the timed closure, which then unwraps infallible calls.
         TensorView::new(&x, ishape)?;
         TensorViewMut::new(&mut y, oshape)?;
-        let (kernel, run): (String, Box<dyn FnMut()>) = match l.op {
+        let (kernel, run): (String, Box<dyn FnMut() + Send>) = match l.op {
             Op::Depthwise3x3 => {
                 let pw = k.pack_depthwise3x3(&w, WeightLayout::Hwio, Some(&b), l.cin)?;
                 let p = Conv3x3Params::new().stride(l.stride).activation(act);
@@ -186,7 +186,7 @@ impl Case {
         let l = layer.clone();
         let x = r::Tensor::new(1, l.h, l.w, l.cin, random_vec(&mut rng, l.input_len(), 1.0));
         let (w, b) = random_weights(&l, &mut rng);
-        let run: Box<dyn FnMut()> = match l.op {
+        let run: Box<dyn FnMut() + Send> = match l.op {
             Op::Depthwise3x3 => {
                 let pad = r::Padding::same(l.h, l.w, 3, l.stride);
                 Box::new(move || {

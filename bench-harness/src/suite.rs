@@ -329,7 +329,9 @@ pub fn run(plan: &Plan, workspace: &std::path::Path) -> Results {
                 Job::Layer { k, layer } => match Case::new(*k, layer, seed) {
                     Ok(mut case) => {
                         infos[i] = Some(CaseInfo::of(&case));
-                        Some(sample(&round_budget, || case.run()))
+                        // With several threads, timed inside the pool as an engine calls it
+                        // (`Kernels::run_in_pool`): no wake-up from outside per call.
+                        Some(k.run_in_pool(|| sample(&round_budget, || case.run())))
                     }
                     Err(e) => {
                         if round == 0 {
