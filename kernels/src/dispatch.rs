@@ -172,7 +172,7 @@ impl Kernels {
     /// from outside and sleeping until it is done, and the other workers poll for parts until
     /// `f` returns instead of going to sleep between operators (yielding their cores to the OS
     /// now and then, so more threads than free cores still work). On a 2-core VM a call of two
-    /// 5 us parts after a pause took 20.4 us from outside, 10.3 us inside, 5.8 us inside with
+    /// 5 us parts after a pause took 20.4 us from outside, 10.3-10.7 us inside, 5.8 us inside with
     /// the workers kept awake. An engine running a whole network on several threads should run
     /// each inference this way. The other workers use their cores until `f` returns, so keep
     /// long serial work (loading, preprocessing) outside it. A panic in `f` reaches the caller.

@@ -35,10 +35,9 @@ fn pool(threads: usize) -> Arc<ThreadPool> {
 /// operators `f` calls with that thread count start their parts from inside the pool, while the
 /// other workers stay awake: until `f` returns, each polls for parts to take (rayon's
 /// `yield_now`) instead of going to sleep when it runs out of work, so an operator that follows
-/// a moment of imbalance finds them running, not asleep. (Measured on the 2-core VM with a probe
-/// of two 5 us parts after a 50 us pause: 10.3-10.7 us per call inside the pool, 5.8 us with the
-/// workers kept awake, 20.4 us from outside.) The workers burn their cores while `f` runs, as
-/// OpenMP runtimes do for a while after each parallel region.
+/// a moment of imbalance finds them running, not asleep (`Kernels::run_in_pool` has the
+/// measurements). The workers burn their cores while `f` runs, as OpenMP runtimes do for a
+/// while after each parallel region.
 pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     if threads <= 1 {
         return f();

@@ -26,11 +26,11 @@
 //! more runners in one process run in turn, 100 inferences each, the median of the per-run time
 //! ratios against layer by layer): AVX-512, 8 layers fused, 0.954-0.981 with bands of 1-8 rows
 //! (12 layers 0.970-0.991, 4 layers 0.970-0.983); AVX2 0.986-0.989; in the VM's slow phases
-//! (every layer at about 60% of its usual speed) the two run alike, 0.99-1.01. Per layer the fused stem,
-//! `conv_dw_1`, `conv_pw_1` and `conv_dw_2` ran 10-60% faster; what was left is the kernels' own
-//! speed at these shallow depths, not memory. An earlier schedule, in which only the last layer
-//! was cut into bands and each layer before it produced at once all the rows its consumer asked
-//! for (windows of 5-14 rows, 1.27 MB: more than L2), ran within noise of this one.
+//! (every layer at about 60% of its usual speed) the two run alike, 0.99-1.01. Per layer the
+//! fused stem, `conv_dw_1`, `conv_pw_1` and `conv_dw_2` ran 10-60% faster; what was left is the
+//! kernels' own speed at these shallow depths, not memory. An earlier schedule, in which only the
+//! last layer was cut into bands and each layer before it produced at once all the rows its
+//! consumer asked for (windows of 5-14 rows, 1.27 MB: more than L2), ran within noise of this one.
 //!
 //! Every layer runs on the same row bands whatever the slab: bands of `band` rows starting at
 //! multiples of `band`. With several threads, each runs its own pipeline (its own windows) for
