@@ -46,6 +46,14 @@ enum Cmd {
         /// over NEW and the reruns, so a row fails only when every run measured it slow.
         #[arg(long)]
         rerun: Vec<PathBuf>,
+        /// BASELINES are runs of the baseline's revision made on this machine alongside NEW and
+        /// its reruns: compare each row's best GFLOP/s over each side's runs.
+        #[arg(long, conflicts_with = "baseline_revision")]
+        paired: bool,
+        /// Print the revision the picked baseline was recorded from (to rebuild it), and exit;
+        /// exit 2 when it is unknown or was dirty.
+        #[arg(long)]
+        baseline_revision: bool,
     },
     /// Rewrite the four report files from an existing results.json (no measuring).
     Render {
@@ -114,6 +122,8 @@ fn main() -> ExitCode {
             baselines,
             threshold,
             rerun,
+            paired,
+            baseline_revision,
         } => {
             let load = |p: &PathBuf| CompareFile::load(p);
             let reruns: Result<Vec<_>, _> = rerun.iter().map(load).collect();
@@ -124,6 +134,37 @@ fn main() -> ExitCode {
                         eprintln!("sepconv-bench compare: no baseline given");
                         return ExitCode::from(2);
                     };
+                    if baseline_revision {
+                        return match bases[i].clean_revision() {
+                            Some(rev) => {
+                                println!("{rev}");
+                                ExitCode::SUCCESS
+                            }
+                            None => {
+                                eprintln!(
+                                    "sepconv-bench compare: {} has no clean revision",
+                                    baselines[i].display()
+                                );
+                                ExitCode::from(2)
+                            }
+                        };
+                    }
+                    if paired {
+                        println!(
+                            "paired: this build ({} runs) against the baseline's revision built \
+                             and measured alongside it ({} runs), each row at its best per side",
+                            1 + r.len(),
+                            bases.len()
+                        );
+                        let b = bases[0].clone().best_of(&bases[1..], Metric::Rate);
+                        let c = compare(&n.best_of(&r, Metric::Rate), &b, threshold, Metric::Rate);
+                        print!("{}", c.report());
+                        return if c.failed() {
+                            ExitCode::FAILURE
+                        } else {
+                            ExitCode::SUCCESS
+                        };
+                    }
                     let b = &bases[i];
                     let on = |f: &CompareFile| {
                         f.machine
@@ -144,7 +185,7 @@ fn main() -> ExitCode {
                             String::new()
                         }
                     );
-                    let c = compare(&n.best_of(&r), b, threshold, metric);
+                    let c = compare(&n.best_of(&r, metric), b, threshold, metric);
                     print!("{}", c.report());
                     if c.failed() {
                         ExitCode::FAILURE
