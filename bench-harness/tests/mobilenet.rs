@@ -10,8 +10,8 @@ use rand::SeedableRng;
 use sepconv::Kernels;
 use sepconv_bench::cases::random_vec;
 use sepconv_bench::mobilenet::{
-    fold_batch_norm, fold_network, network, BatchNorm, FoldedLayer, ModelError, NetRunner, Weights,
-    KERAS_BN_EPSILON,
+    fold_batch_norm, fold_network, network, pixel_stride, BatchNorm, FoldedLayer, ModelError,
+    NetRunner, Weights, KERAS_BN_EPSILON,
 };
 use sepconv_bench::workloads::Op;
 use sepconv_reference as r;
@@ -118,6 +118,45 @@ fn conv_mobilenet_matches_the_reference_on_every_isa() {
     for k in Kernels::available() {
         let mut runner = NetRunner::with_weights(k, &net, &w, 1).unwrap();
         check_against_reference(&mut runner, &folded, &format!("{} on {}", net.id, k.isa()));
+    }
+}
+
+/// Width 0.5 has 512-channel activations, which the runner pads by a line per pixel
+/// (`pixel_stride`): against the reference on every ISA, and bit for bit equal to the dense
+/// layout, layer by layer and with the first 10 layers fused.
+#[test]
+fn padded_activations_match_the_reference_and_the_dense_layout() {
+    let net = network(50, 128, false).unwrap();
+    let padded = (net.layers.iter())
+        .filter(|l| {
+            let (h, w) = l.out_hw();
+            pixel_stride(true, h, w, l.cout) != l.cout
+        })
+        .count();
+    assert_eq!(
+        padded, 3,
+        "conv_pw_12, conv_dw_13 and conv_pw_13 have 512 channels"
+    );
+    let w = Weights::random(&net, 13);
+    let folded = fold_network(&net, &w).unwrap();
+    for k in Kernels::available() {
+        for fuse in [0, 10] {
+            let what = format!("{} on {}, {fuse} layers fused", net.id, k.isa());
+            let mut runner = NetRunner::with_weights(k, &net, &w, 2).unwrap();
+            runner.fuse_rows(fuse, 2).unwrap();
+            let padded = |r: &NetRunner| {
+                (r.out_pixel_strides().iter().zip(&net.layers))
+                    .filter(|(&p, l)| p != l.cout)
+                    .count()
+            };
+            assert_eq!(padded(&runner), 3, "{what}");
+            check_against_reference(&mut runner, &folded, &what);
+            let (logits, probs) = (runner.logits().to_vec(), runner.probabilities().to_vec());
+            runner.pad_pixels(false);
+            assert_eq!(padded(&runner), 0, "{what}");
+            assert_eq!(runner.run().unwrap(), &probs[..], "{what}: dense layout");
+            assert_eq!(runner.logits(), &logits[..], "{what}: dense layout");
+        }
     }
 }
 

@@ -35,6 +35,32 @@ impl Shape {
         })
     }
 
+    /// Strides the kernels read fastest: dense, except that a dense pixel stride that is a
+    /// multiple of 2 KiB (512, 1024, ... channels) gets one 64-byte line of padding per pixel
+    /// ([`PIXEL_PAD`] floats) in a tensor of more than one pixel.
+    ///
+    /// At such strides the same channels of every other pixel (and of consecutive rows, a
+    /// multiple of 4 KiB apart at even widths) fall into one L1 set: the 3 x 6 input lines a
+    /// depthwise 3x3 step of 4 outputs reads put 9 into one set of an 8-way L1, and rows with a
+    /// 4 KiB pixel stride are copied to a padded ring before the depthwise kernel reads them.
+    /// Padded, consecutive pixels fall into consecutive sets. An engine that chooses its
+    /// activations' layout can allocate these strides: the layer writing such a tensor pays
+    /// nothing for the padding, and every operator reads it as any strided view.
+    pub fn padded_strides(&self) -> Result<Strides> {
+        let dense = self.dense_strides()?;
+        if self.h * self.w <= 1 || !self.c.is_multiple_of(512) {
+            return Ok(dense);
+        }
+        let pixel = (self.c.checked_add(PIXEL_PAD)).ok_or(Error::Overflow {
+            what: "pixel stride",
+        })?;
+        Ok(Strides {
+            pixel,
+            row: checked_mul("row stride", &[self.w, pixel])?,
+            batch: checked_mul("batch stride", &[self.h, self.w, pixel])?,
+        })
+    }
+
     fn check_nonzero(&self) -> Result<()> {
         nonzero("batch", self.n)?;
         nonzero("height", self.h)?;
@@ -43,6 +69,9 @@ impl Shape {
         Ok(())
     }
 }
+
+/// The padding [`Shape::padded_strides`] adds after each pixel, in floats (one 64-byte line).
+pub const PIXEL_PAD: usize = 16;
 
 /// Distances, in floats, between neighbouring pixels, rows and images.
 ///
@@ -180,5 +209,39 @@ impl<'a> TensorViewMut<'a> {
     #[inline]
     pub(crate) fn offset(&self, n: usize, y: usize, x: usize) -> usize {
         n * self.strides.batch + y * self.strides.row + x * self.strides.pixel
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_strides_pad_only_2_kib_multiples_of_more_than_one_pixel() {
+        let dense = |s: Shape| s.dense_strides().unwrap();
+        let padded = |s: Shape| s.padded_strides().unwrap();
+        for c in [1, 3, 16, 256, 511, 513, 768] {
+            let s = Shape::new(2, 14, 14, c);
+            assert_eq!(padded(s), dense(s), "{c} channels");
+        }
+        for c in [512, 1024, 1536, 2048] {
+            let s = Shape::new(2, 7, 9, c);
+            let p = c + PIXEL_PAD;
+            let want = Strides {
+                pixel: p,
+                row: 9 * p,
+                batch: 63 * p,
+            };
+            assert_eq!(padded(s), want, "{c} channels");
+            // Consecutive pixels in consecutive L1 sets (64 sets of 64-byte lines).
+            assert_eq!((p * 4 / 64) % 64, (c * 4 / 64) % 64 + 1);
+        }
+        // One pixel (a pooled vector): nothing to alias.
+        let v = Shape::new(3, 1, 1, 1024);
+        assert_eq!(padded(v), dense(v));
+        assert!(matches!(
+            Shape::new(1, 2, 2, usize::MAX / 2 / 512 * 512).padded_strides(),
+            Err(Error::Overflow { .. })
+        ));
     }
 }

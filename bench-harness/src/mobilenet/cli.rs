@@ -80,6 +80,10 @@ pub struct MobilenetArgs {
     /// Output rows per call of each fused layer.
     #[arg(long, default_value_t = FUSION_BAND_ROWS)]
     pub band: usize,
+    /// Lay every activation out densely, without the line of padding per pixel that 512- and
+    /// 1024-channel activations get by default (`NetRunner::pad_pixels`).
+    #[arg(long)]
+    pub dense: bool,
 }
 
 /// Runs the command; returns the text to print.
@@ -138,6 +142,7 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
         })?,
     };
     runner.fuse_rows(fuse, a.band)?;
+    runner.pad_pixels(!a.dense);
     let mut rng = StdRng::seed_from_u64(SEED + 1);
     let len = runner.input_mut().len();
     runner
@@ -229,6 +234,17 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
              {windows:?} rows{} (a layer's time below is its share inside the pipeline{})",
             if threads > 1 { " per thread" } else { "" },
             if threads > 1 { ", on the first thread's slab of rows" } else { "" }
+        );
+    }
+    let padded = (runner.out_pixel_strides().iter())
+        .zip(runner.layers())
+        .filter(|(&p, (_, l))| p != l.cout)
+        .count();
+    if padded > 0 {
+        let _ = writeln!(
+            o,
+            "{padded} activations (512 or 1024 channels) padded by a 64-byte line per pixel \
+             (--dense: none)"
         );
     }
     let _ = writeln!(o);

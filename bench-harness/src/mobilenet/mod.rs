@@ -69,7 +69,7 @@ pub mod weights;
 
 use std::fmt;
 
-pub use model::NetRunner;
+pub use model::{pixel_stride, NetRunner};
 
 /// Output rows per call of each fused layer ([`NetRunner::fuse_rows`]) where the CLI and the
 /// report fuse. Measured on a Cascade Lake core (1 MiB L2, MobileNet v1 1.0-224,

@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sepconv::{
     Activation, AlignedBuf, Conv3x3Params, ConvWeights, DepthwiseWeights, FullyConnectedWeights,
-    Kernels, PointwiseWeights, Shape, TensorView, TensorViewMut, WeightLayout,
+    Kernels, PointwiseWeights, Shape, Strides, TensorView, TensorViewMut, WeightLayout,
 };
 
 use super::pipeline::RowPipeline;
@@ -50,6 +50,31 @@ pub struct NetRunner {
     /// The fused prefix ([`NetRunner::fuse_rows`]): one pipeline per thread, each for a slab of
     /// the last fused layer's rows; empty when every layer runs whole.
     pipelines: Vec<RowPipeline>,
+    /// Whether activations whose dense pixel stride is a multiple of 2 KiB get one line of
+    /// padding per pixel ([`NetRunner::pad_pixels`]).
+    pad: bool,
+    /// The pixel stride (floats) of each layer's output, as [`pixel_stride`] lays it out.
+    out_pixel: Vec<usize>,
+}
+
+/// The pixel stride the runner gives an `h x w x c` activation: dense, or when `pad`, that of
+/// [`Shape::padded_strides`] (`c + 16` for 512, 1024 channels in a tensor of more than one
+/// pixel, so that consecutive pixels fall into consecutive L1 sets; the layer writing the
+/// tensor pays nothing for it).
+pub fn pixel_stride(pad: bool, h: usize, w: usize, c: usize) -> usize {
+    match Shape::new(1, h, w, c).padded_strides() {
+        Ok(s) if pad => s.pixel,
+        _ => c,
+    }
+}
+
+/// `n` images of `h x w` pixels `pixel` floats apart.
+fn strides(h: usize, w: usize, pixel: usize) -> Strides {
+    Strides {
+        pixel,
+        row: w * pixel,
+        batch: h * w * pixel,
+    }
 }
 
 impl NetRunner {
@@ -100,7 +125,9 @@ impl NetRunner {
         let mut max_len = 0;
         let mut stages = Vec::with_capacity(folded.len());
         for (l, f) in network.layers.iter().zip(folded) {
-            max_len = max_len.max(l.output_len());
+            // Room for the padded layout too ([`NetRunner::pad_pixels`]).
+            let (oh, ow) = l.out_hw();
+            max_len = max_len.max(oh * ow * pixel_stride(true, oh, ow, l.cout));
             let (w, b) = (&f.weights[..], Some(&f.bias[..]));
             let packed = match l.op {
                 Op::Conv3x3 => {
@@ -128,7 +155,7 @@ impl NetRunner {
             });
         }
         let classes = last.output_len();
-        Ok(NetRunner {
+        let mut r = NetRunner {
             k,
             network: network.clone(),
             batch,
@@ -142,7 +169,37 @@ impl NetRunner {
             probs: AlignedBuf::zeroed(batch * classes),
             classes,
             pipelines: Vec::new(),
-        })
+            pad: true,
+            out_pixel: Vec::new(),
+        };
+        r.lay_out();
+        Ok(r)
+    }
+
+    /// Lays out each layer's output: dense inside the fused prefix (the pipeline writes its
+    /// last layer's rows densely), else [`pixel_stride`].
+    fn lay_out(&mut self) {
+        let fused = self.pipelines.first().map_or(0, |p| p.layers());
+        let pad = self.pad;
+        self.out_pixel = (self.stages.iter().enumerate())
+            .map(|(i, st)| {
+                let (oh, ow) = st.layer.out_hw();
+                pixel_stride(pad && i >= fused, oh, ow, st.layer.cout)
+            })
+            .collect();
+    }
+
+    /// Pads each pixel of the activations whose dense pixel stride is a multiple of 2 KiB by
+    /// one cache line (on by default; see [`pixel_stride`]), or lays every activation out
+    /// densely. Results are the same either way.
+    pub fn pad_pixels(&mut self, pad: bool) {
+        self.pad = pad;
+        self.lay_out();
+    }
+
+    /// The pixel stride (floats) of each layer's output, in layer order.
+    pub fn out_pixel_strides(&self) -> &[usize] {
+        &self.out_pixel
     }
 
     /// Runs the first `layers` layers as a pipeline of row bands (see the `pipeline` module):
@@ -162,6 +219,7 @@ impl NetRunner {
             RowPipeline::per_thread(&self.stages, layers, band, self.k.threads())
                 .map_err(ModelError::Unsupported)?
         };
+        self.lay_out();
         Ok(())
     }
 
@@ -302,10 +360,18 @@ impl NetRunner {
         let st = &self.stages[i];
         let l = &st.layer;
         let (oh, ow) = l.out_hw();
-        let x = TensorView::new(&src[..n * l.input_len()], Shape::new(n, l.h, l.w, l.cin))?;
-        let mut y = TensorViewMut::new(
-            &mut dst[..n * l.output_len()],
+        // Each activation as laid out (`lay_out`); the input images are dense.
+        let xp = if i == 0 { l.cin } else { self.out_pixel[i - 1] };
+        let yp = self.out_pixel[i];
+        let x = TensorView::with_strides(
+            &src[..n * l.h * l.w * xp],
+            Shape::new(n, l.h, l.w, l.cin),
+            strides(l.h, l.w, xp),
+        )?;
+        let mut y = TensorViewMut::with_strides(
+            &mut dst[..n * oh * ow * yp],
             Shape::new(n, oh, ow, l.cout),
+            strides(oh, ow, yp),
         )?;
         let p = Conv3x3Params::new().stride(l.stride).activation(ACTIVATION);
         match &st.packed {
