@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sepconv::Isa;
-use sepconv_bench::compare::{compare, pick_baseline, CompareFile, Metric};
+use sepconv_bench::compare::{compare, pick_baseline, CompareFile, Comparison, Metric};
 use sepconv_bench::suite::{Plan, SuiteKind};
 use sepconv_bench::{cost_ratio, report, roofline, suite, workloads};
 
@@ -114,6 +114,16 @@ struct ReportArgs {
     rounds: Option<usize>,
 }
 
+/// Prints a comparison; failure when it failed.
+fn verdict(c: &Comparison) -> ExitCode {
+    print!("{}", c.report());
+    if c.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Report(a) => run_report(a),
@@ -158,12 +168,7 @@ fn main() -> ExitCode {
                         );
                         let b = bases[0].clone().best_of(&bases[1..], Metric::Rate);
                         let c = compare(&n.best_of(&r, Metric::Rate), &b, threshold, Metric::Rate);
-                        print!("{}", c.report());
-                        return if c.failed() {
-                            ExitCode::FAILURE
-                        } else {
-                            ExitCode::SUCCESS
-                        };
+                        return verdict(&c);
                     }
                     let b = &bases[i];
                     let on = |f: &CompareFile| {
@@ -185,13 +190,7 @@ fn main() -> ExitCode {
                             String::new()
                         }
                     );
-                    let c = compare(&n.best_of(&r, metric), b, threshold, metric);
-                    print!("{}", c.report());
-                    if c.failed() {
-                        ExitCode::FAILURE
-                    } else {
-                        ExitCode::SUCCESS
-                    }
+                    verdict(&compare(&n.best_of(&r, metric), b, threshold, metric))
                 }
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                     eprintln!("sepconv-bench compare: {e}");
