@@ -53,7 +53,9 @@ pub struct NetRunner {
     /// Whether activations whose dense pixel stride is a multiple of 2 KiB get one line of
     /// padding per pixel ([`NetRunner::pad_pixels`]).
     pad: bool,
-    /// The pixel stride (floats) of each layer's output, as [`pixel_stride`] lays it out.
+    /// Whether each layer's output is laid out as [`Shape::padded_strides`] (else dense).
+    out_padded: Vec<bool>,
+    /// The pixel stride (floats) of each layer's output, as `out_padded` lays it out.
     out_pixel: Vec<usize>,
 }
 
@@ -68,12 +70,12 @@ pub fn pixel_stride(pad: bool, h: usize, w: usize, c: usize) -> usize {
     }
 }
 
-/// `n` images of `h x w` pixels `pixel` floats apart.
-fn strides(h: usize, w: usize, pixel: usize) -> Strides {
-    Strides {
-        pixel,
-        row: w * pixel,
-        batch: h * w * pixel,
+/// The strides of `shape` as the runner lays it out: [`Shape::padded_strides`] or dense.
+fn layout(shape: Shape, padded: bool) -> sepconv::Result<Strides> {
+    if padded {
+        shape.padded_strides()
+    } else {
+        shape.dense_strides()
     }
 }
 
@@ -170,6 +172,7 @@ impl NetRunner {
             classes,
             pipelines: Vec::new(),
             pad: true,
+            out_padded: Vec::new(),
             out_pixel: Vec::new(),
         };
         r.lay_out();
@@ -180,11 +183,13 @@ impl NetRunner {
     /// last layer's rows densely), else [`pixel_stride`].
     fn lay_out(&mut self) {
         let fused = self.pipelines.first().map_or(0, |p| p.layers());
-        let pad = self.pad;
-        self.out_pixel = (self.stages.iter().enumerate())
-            .map(|(i, st)| {
+        self.out_padded = (0..self.stages.len())
+            .map(|i| self.pad && i >= fused)
+            .collect();
+        self.out_pixel = (self.stages.iter().zip(&self.out_padded))
+            .map(|(st, &padded)| {
                 let (oh, ow) = st.layer.out_hw();
-                pixel_stride(pad && i >= fused, oh, ow, st.layer.cout)
+                pixel_stride(padded, oh, ow, st.layer.cout)
             })
             .collect();
     }
@@ -361,18 +366,14 @@ impl NetRunner {
         let l = &st.layer;
         let (oh, ow) = l.out_hw();
         // Each activation as laid out (`lay_out`); the input images are dense.
-        let xp = if i == 0 { l.cin } else { self.out_pixel[i - 1] };
-        let yp = self.out_pixel[i];
-        let x = TensorView::with_strides(
-            &src[..n * l.h * l.w * xp],
+        let (xs, ys) = (
             Shape::new(n, l.h, l.w, l.cin),
-            strides(l.h, l.w, xp),
-        )?;
-        let mut y = TensorViewMut::with_strides(
-            &mut dst[..n * oh * ow * yp],
             Shape::new(n, oh, ow, l.cout),
-            strides(oh, ow, yp),
-        )?;
+        );
+        let xt = layout(xs, i > 0 && self.out_padded[i - 1])?;
+        let yt = layout(ys, self.out_padded[i])?;
+        let x = TensorView::with_strides(&src[..n * xt.batch], xs, xt)?;
+        let mut y = TensorViewMut::with_strides(&mut dst[..n * yt.batch], ys, yt)?;
         let p = Conv3x3Params::new().stride(l.stride).activation(ACTIVATION);
         match &st.packed {
             Packed::Conv(w) => k.conv3x3(&x, w, &p, &mut y),
