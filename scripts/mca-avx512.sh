@@ -9,8 +9,8 @@
 #    backward branch to that label after END, so the address updates and the branch that the
 #    compiler schedules outside the markers are counted too. It checks that the cut is one loop
 #    (one branch, back to its own head) and prints its FMA count (the unroll tells what to expect:
-#    GEMM 14 rows x 1 vector x 8 steps = 112 and 8 rows x 2 vectors x 8 steps = 128; depthwise
-#    4 outputs x 9 taps = 36).
+#    GEMM 14 rows x 1 vector x 8 steps = 112, 8 rows x 2 vectors x 8 steps = 128 and, for the
+#    12 x 32 tile's inline-assembly block, 12 x 2 x 8 = 192; depthwise 4 outputs x 9 taps = 36).
 # 3. Runs llvm-mca-22 on each loop per CPU and reports cycles per iteration, FMAs, loads (MayLoad
 #    instructions, FMAs with a memory operand included), loads per FMA, and the predicted FMA-port
 #    utilisation: sum of the FMAs' reciprocal throughputs (the model's FMA peak for that CPU) /
@@ -36,7 +36,7 @@ CARGO_TARGET_DIR="$dir" cargo rustc --quiet --release -p sepconv --lib --feature
   -- --emit asm -C codegen-units=1
 asm=$(ls -t "$dir"/release/deps/sepconv-*.s | head -1)
 
-regions=(gemm_f32_14x16_avx512 gemm_f32_8x32_avx512 dwconv3x3_f32_c32_avx512 dwconv3x3s2_f32_c32_avx512)
+regions=(gemm_f32_14x16_avx512 gemm_f32_8x32_avx512 gemm_f32_12x32_avx512 dwconv3x3_f32_c32_avx512 dwconv3x3s2_f32_c32_avx512)
 for r in "${regions[@]}"; do
   # The loop from its head label to the backward branch to it, without directives and markers.
   awk -v r="$r" '

@@ -22,6 +22,8 @@ pub static GEMM_KERNELS: &[&GemmKernel] = &[
     &gemm::x86::avx512::GEMM_F32_14X16_AVX512,
     #[cfg(target_arch = "x86_64")]
     &gemm::x86::avx512_8x32::GEMM_F32_8X32_AVX512,
+    #[cfg(target_arch = "x86_64")]
+    &gemm::x86::avx512_12x32::GEMM_F32_12X32_AVX512,
 ];
 
 /// All depthwise 3x3 row kernels (both strides).

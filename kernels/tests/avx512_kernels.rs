@@ -1,6 +1,8 @@
 //! Edges of the AVX-512 kernels that the all-ISA tests (ops_vs_reference) reach only by chance:
 //! every row count of each AVX-512 GEMM tile (14x16, 8x32) with every column-mask shape and a
-//! depth past KC (the accumulate-from-C path with masked loads), and every channel tail of the
+//! depth past KC (the accumulate-from-C path with masked loads), the 12x32 kernel's tall tiles
+//! (depths >= 256, which the random shapes never reach) at every split of rows between tall
+//! tiles, 8-row tiles and the rest, and every channel tail of the
 //! c32 depthwise kernels with groups of 1..=4 outputs. Through the public API on guard-paged buffers,
 //! against the f64 reference. Runs under the emulator (scripts/test-avx512.sh); SKIP elsewhere.
 
@@ -25,9 +27,21 @@ const ACTIVATIONS: [Activation; 4] = [
 fn gemm_tiles(k: Kernels) {
     let kernels: Vec<_> = sepconv::registry::gemm_kernels(Isa::Avx512).collect();
     let names: Vec<_> = kernels.iter().map(|g| g.name).collect();
-    assert_eq!(names, ["gemm_f32_14x16_avx512", "gemm_f32_8x32_avx512"]);
+    assert_eq!(
+        names,
+        [
+            "gemm_f32_14x16_avx512",
+            "gemm_f32_8x32_avx512",
+            "gemm_f32_12x32_avx512"
+        ]
+    );
     let mut i = 0;
-    for g in kernels {
+    // The 12x32 kernel runs the 8x32 one for every depth here (below its tall tiles' 256):
+    // `tall_tiles` covers it.
+    for g in kernels
+        .into_iter()
+        .filter(|g| g.name != "gemm_f32_12x32_avx512")
+    {
         let k = k.with_gemm_kernel(g).unwrap();
         let (mr, nr, kc) = (g.mr, g.nr, g.blocking.kc);
         let mut ns = vec![1, 5, 15, 16, 17, nr - 1, nr, nr + 1, 2 * nr + 1];
@@ -58,6 +72,69 @@ fn gemm_tiles(k: Kernels) {
                 }
             }
         }
+    }
+}
+
+/// The 12x32 kernel's tall tiles: pointwise calls of every row count that splits differently
+/// between 12-row tiles, whole 8-row tiles and a 1-3-row rest (1..=41), one or two panels with a
+/// masked one (the tall tiles take whole panels only), at depths 256 and 264 (tall tiles), 260
+/// (not a multiple of 8: the 8x32 kernel) and KC = 1024 (the deepest single block); and 3x3
+/// convolutions over 96 channels (segments of 288 floats, three per row of A: the tall tiles'
+/// segment walk), in place and at the borders; the same bits on 1-4 threads.
+fn tall_tiles(k: Kernels) {
+    let g = sepconv::registry::gemm_kernels(Isa::Avx512)
+        .find(|g| g.name == "gemm_f32_12x32_avx512")
+        .expect("registered");
+    let k = k.with_gemm_kernel(g).unwrap();
+    let mut i = 0;
+    for m in 1..=41 {
+        for (n, depths) in [(32, &[256, 264, 260, 1024][..]), (70, &[264][..])] {
+            for &depth in depths {
+                i += 1;
+                let case = Case {
+                    act: ACTIVATIONS[i % 4],
+                    in_gap: i % 3 * 8,
+                    out_gap: i % 2,
+                    bias: i % 5 != 0,
+                    seed: 1000 + i as u64,
+                    ..Case::new(1, 1, m, depth, n)
+                };
+                cases::pointwise(k, &case).unwrap_or_else(|e| panic!("{}: {case:?}: {e}", g.name));
+            }
+        }
+    }
+    // The same bits on 1-4 threads, with row counts whose split between threads moves the
+    // tall tiles (each thread's rows start at a multiple of 8).
+    for (m, depth, n) in [
+        (13, 1024, 128),
+        (21, 1024, 256),
+        (29, 1024, 256),
+        (205, 256, 32),
+    ] {
+        let case = Case {
+            act: Activation::Relu6,
+            ..Case::new(1, 1, m, depth, n)
+        };
+        let one = cases::pointwise(k, &case).unwrap();
+        for threads in 2..=4 {
+            let kt = k.with_threads(threads).unwrap();
+            let out = cases::pointwise(kt, &case).unwrap();
+            assert!(
+                one.iter()
+                    .zip(&out)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{m} rows on {threads} threads differ from one thread"
+            );
+        }
+    }
+    for (w, cout) in [(13, 32), (26, 64), (29, 40)] {
+        i += 1;
+        let case = Case {
+            act: ACTIVATIONS[i % 4],
+            seed: 1000 + i as u64,
+            ..Case::new(1, 3, w, 96, cout)
+        };
+        cases::conv3x3(k, &case).unwrap_or_else(|e| panic!("{}: {case:?}: {e}", g.name));
     }
 }
 
@@ -116,6 +193,11 @@ fn dw_tails_at(k: Kernels, stride: usize) {
 #[test]
 fn gemm_edge_tiles_avx512() {
     common::run_isa(Isa::Avx512, gemm_tiles);
+}
+
+#[test]
+fn gemm_tall_tiles_avx512() {
+    common::run_isa(Isa::Avx512, tall_tiles);
 }
 
 #[test]

@@ -31,7 +31,9 @@ pub struct GemmTile {
     /// Rows of this call, `>= 1`. The kernel computes them as register tiles of rows
     /// `0 .. MR`, `MR .. 2 MR`, ... (the last tile holds the `m % MR` rest), so a row's result
     /// depends only on its position modulo MR within the call: the driver starts every call at a
-    /// multiple of MR rows of the GEMM. Rows `>= m` must not be read or written.
+    /// multiple of MR rows of the GEMM. (A kernel may cover whole tiles with taller ones whose
+    /// arithmetic per row is the same, as `gemm_f32_12x32_avx512` does.) Rows `>= m` must not
+    /// be read or written.
     pub m: usize,
     /// Columns of the tile that are valid, `1 ..= NR`. Columns `>= n` of C must not be written
     /// (B and bias are zero-padded to NR, so reading all NR of them is allowed).

@@ -65,9 +65,10 @@
 //! Measured on a Sapphire Rapids core before the lean loop (`report`-style single-layer timing,
 //! median % of the measured AVX-512 FMA peak, this kernel vs `gemm_f32_14x16_avx512`): 14x14x512
 //! -> 512 91 vs 72, 28x28x256 -> 256 91 vs 73, 56x56x128 -> 128 84 vs 58, 7x7x1024 -> 1024 80 vs
-//! 66, 112x112x32 -> 64 62 vs 34. Twelve rows (24
-//! accumulators) spilled accumulators to the stack; ten rows ran the K = 1024 layer at 58% (ten A
-//! rows 4 KiB apart share one L1 set). llvm-mca models this loop on Zen 4 at about two thirds of
+//! 66, 112x112x32 -> 64 62 vs 34. Twelve rows (24 accumulators) written with intrinsics spilled
+//! accumulators to the stack (`avx512_12x32.rs` runs them in inline assembly, for deep calls on
+//! cores with a 32 KiB L1d); ten rows ran the K = 1024 layer at 58% (ten A rows 4 KiB apart share
+//! one L1 set; `Shape::padded_strides` now separates them). llvm-mca models this loop on Zen 4 at about two thirds of
 //! its FMA rate (there a `vbroadcastss zmm` from memory takes an FP pipe), where it models the
 //! 14 x 16 tile with embedded broadcasts at ~100%: so AMD CPUs keep the 14 x 16 tile.
 //!

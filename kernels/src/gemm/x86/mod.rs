@@ -34,6 +34,7 @@ macro_rules! lean_full_tiles {
 
 pub mod avx2;
 pub mod avx512;
+pub mod avx512_12x32;
 pub mod avx512_8x32;
 
 /// Segment depth of the implicit GEMM of a 3x3 convolution over 3 input channels (the stem).
