@@ -21,15 +21,17 @@
 //! loop is 324 instructions per 192 FMAs (1.69 per FMA; the 8 x 32 loop 1.80), no stack access.
 //!
 //! When the tall tiles run (`gemm_f32_12x32_avx512`): in a call that covers a whole 32-column
-//! panel, is its GEMM's only KC block (the lean loop's conditions, `avx512_8x32.rs`), and whose
-//! segment depth is at least `DEEP` (256) and a multiple of 8; every other call runs the 8 x 32
+//! panel, is its GEMM's only KC block (the lean loop's conditions, `avx512_8x32.rs`), whose
+//! segment depth is at least `DEEP` (256) and a multiple of 8, and whose A rows are not a
+//! multiple of 4 KiB apart (`ALIASED_ROWS`); every other call runs the 8 x 32
 //! kernel unchanged. Measured on a Cascade Lake core (pointwise layers over the public API,
 //! activations laid out as `Shape::padded_strides`, the kernels alternating in one process, 100
 //! rounds, median of the per-round time ratios, 12 x 32 / 8 x 32): K = 256 -> 256 (28x28) 0.93,
 //! 256 -> 512 (14x14) 0.95, 512 -> 512 (14x14) 0.93, 512 -> 1024 (7x7) 0.93, 1024 -> 1024 (7x7)
 //! 0.90; with 12-row tiles at every depth, K = 32, 64 and 128 ran level (0.98-1.03), so below
 //! 256 the 8 x 32 kernel stays. A dense 1024-channel input (rows 4 KiB apart: twelve A rows in
-//! one L1 set) ran 1.08x: the tall tiles want the padded layout there. Inside MobileNet v1
+//! one set of the 8-way L1) ran 1.08x, so rows a multiple of 4 KiB apart run the 8 x 32 kernel
+//! too (`Shape::padded_strides` lays such activations out 4160 bytes apart). Inside MobileNet v1
 //! 1.0-224 (`sepconv-bench mobilenet --isa avx512 --runs 300` against the same with
 //! `--gemm-kernel gemm_f32_8x32_avx512`, four alternating pairs, FMA peak 152.5 GFLOP/s in
 //! each): pointwise layers 5-13 6.48-6.71 ms against 7.20-7.28, conv_pw_7 81-84% of peak
@@ -55,6 +57,9 @@ const TALL: usize = 12;
 const NR: usize = 32;
 /// The least segment depth that runs tall tiles (see the module docs).
 const DEEP: usize = 256;
+/// A rows a multiple of this many bytes apart all fall into one set of an 8-way L1 (64 sets of
+/// 64 bytes): twelve rows then evict each other, eight fit. Such calls run the 8 x 32 kernel.
+const ALIASED_ROWS: usize = 4096;
 
 /// `gemm_f32_12x32_avx512`.
 ///
@@ -86,7 +91,8 @@ pub unsafe fn gemm_f32_12x32_avx512(call: &GemmTile) {
         && call.first_k_block
         && call.last_k_block
         && call.k_seg >= DEEP
-        && call.k_seg.is_multiple_of(8);
+        && call.k_seg.is_multiple_of(8)
+        && !(call.lda * 4).is_multiple_of(ALIASED_ROWS);
     let tall = if deep { tall_tiles(call.m) } else { 0 };
     if tall > 0 {
         // SAFETY: the caller's contract for this call, whose rows `0 .. 12 * tall <= m` these
