@@ -8,8 +8,8 @@
 #   * every kernels test binary that has tests named `*avx512*`, filtered to them: today
 #     ops_vs_reference (every operator and every registered AVX-512 kernel against the f64
 #     reference on guard-paged buffers: proptest, tile edges of the GEMM and depthwise kernels,
-#     NaN/Inf, thread counts; 11 tests) and avx512_kernels (every GEMM edge-tile shape and every
-#     depthwise channel tail; 2 tests);
+#     NaN/Inf, thread counts; 11 tests) and avx512_kernels (every GEMM edge-tile shape, the 12x32
+#     kernel's tall tiles, every depthwise channel tail; 3 tests);
 #   * api_errors and dispatch_env whole (error paths, packed weights across ISAs, SEPCONV_ISA
 #     forcing avx512 in a child process).
 # Fails when a binary fails, prints SKIP, or runs no test.
@@ -20,7 +20,9 @@
 # most of it gemm_tile_edges, whose depths follow the 8x32 tile's KC = 1024; api_errors,
 # dispatch_env and avx512_kernels 15-40 s each, mostly boot), plus the build (about 40 s incremental, about 2 min from a warm registry).
 # On the 2-core Cascade Lake VM, with the two 8-way-L1 depthwise variants: 12 min (ops_vs_reference
-# 583 s), as each operator's tests run only over the variants it can reach.
+# 583 s), as each operator's tests run only over the variants it can reach; with the third AVX-512
+# GEMM kernel (12x32, session 13) 17.6 min (ops_vs_reference 764 s, avx512_kernels 208 s, since
+# trimmed to fewer row counts).
 #
 #   scripts/test-avx512.sh
 #   AVX512_RUN=/path/to/avx512-run  PROPTEST_CASES=n  AVX512_TIMEOUT=sec   (overrides)
