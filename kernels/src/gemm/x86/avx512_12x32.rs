@@ -47,7 +47,7 @@
 
 use core::arch::x86_64::*;
 
-use super::avx512_8x32::gemm_f32_8x32_avx512;
+use super::avx512_8x32::{gemm_f32_8x32_avx512, prefetch_c_rows, store_clamped, NextPanel};
 use crate::gemm::ukernel::{Blocking, GemmKernel, GemmTile};
 use crate::Isa;
 
@@ -181,22 +181,10 @@ macro_rules! asm_step {
 unsafe fn tall_full_tiles(t: &GemmTile, count: usize) {
     let (lda, ldc, ks) = (t.lda, t.ldc, t.k_seg);
     let segments = t.k / ks;
-    // The next panel of packed B (bias row, then `k` rows of two lines), shared among the tiles
-    // as in the 8 x 32 lean loop; past the last panel the addresses are harmless (prefetches
-    // never fault).
-    let next = t.b.wrapping_add(t.k * NR);
-    let next_rows = t.k + 1;
-    let share = next_rows.div_ceil(count);
     let (mut a, mut c) = (t.a, t.c);
     for j in 0..count {
-        for i in 0..TALL {
-            let row = c.wrapping_add(i * ldc);
-            _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(16) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1) as *const i8);
-        }
-        let mut next_row = j * share;
-        let next_last = ((j + 1) * share).min(next_rows) - 1;
+        prefetch_c_rows(c, ldc, TALL);
+        let mut next = NextPanel::share(t, count, j);
         // The bias is loaded per tile, not held across tiles: 24 accumulators + 3 working
         // vectors leave too few registers to keep it (and the bounds) live.
         // SAFETY: `bias` holds NR = 32 floats (zero-padded).
@@ -209,12 +197,7 @@ unsafe fn tall_full_tiles(t: &GemmTile, count: usize) {
             let sa = a.wrapping_add(s * t.seg_stride);
             let sb = t.b.wrapping_add(s * ks * NR);
             for chunk in 0..ks / 8 {
-                for _ in 0..2 {
-                    let r = next.wrapping_add(next_row.min(next_last) * NR);
-                    _mm_prefetch::<_MM_HINT_T1>(r as *const i8);
-                    _mm_prefetch::<_MM_HINT_T1>(r.wrapping_add(16) as *const i8);
-                    next_row += 1;
-                }
+                next.two_rows();
                 #[cfg(feature = "mca-markers")]
                 mca_marker!("BEGIN gemm_f32_12x32_avx512");
                 let a0 = sa.wrapping_add(chunk * 8) as usize;
@@ -266,16 +249,9 @@ unsafe fn tall_full_tiles(t: &GemmTile, count: usize) {
             }
         }
         let (vmin, vmax) = (_mm512_set1_ps(t.min), _mm512_set1_ps(t.max));
-        for i in 0..TALL {
-            // `y` second: a NaN stays NaN (the contract's clamp, as in the 8 x 32 kernel).
-            let y0 = _mm512_min_ps(vmax, _mm512_max_ps(vmin, lo[i]));
-            let y1 = _mm512_min_ps(vmax, _mm512_max_ps(vmin, hi[i]));
-            // SAFETY: row `12j + i < m` of C, columns `0 .. 32 == n`: writable by the contract.
-            unsafe {
-                _mm512_storeu_ps(c.add(i * ldc), y0);
-                _mm512_storeu_ps(c.add(i * ldc + 16), y1);
-            }
-        }
+        // SAFETY: rows `12j .. 12j + 12 <= m` of C, columns `0 .. 32 == n`: writable by the
+        // contract; AVX-512F (this function's target features).
+        unsafe { store_clamped(c, ldc, &lo, &hi, vmin, vmax) };
         a = a.wrapping_add(TALL * lda);
         c = c.wrapping_add(TALL * ldc);
     }

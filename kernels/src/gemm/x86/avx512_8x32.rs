@@ -113,6 +113,91 @@ macro_rules! depth_step {
     }};
 }
 
+/// Prefetches (T0) the lines of `rows` rows of a tile of C (32 floats each, `ldc` floats apart;
+/// an unaligned 128-byte row touches 3 lines), so the tile's stores do not wait on the misses:
+/// pointwise outputs are usually larger than L2. Prefetches never fault.
+#[inline(always)]
+pub(super) fn prefetch_c_rows(c: *mut f32, ldc: usize, rows: usize) {
+    for i in 0..rows {
+        let row = c.wrapping_add(i * ldc);
+        // SAFETY: SSE is part of x86_64's baseline; a prefetch never faults.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(16) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1) as *const i8);
+        }
+    }
+}
+
+/// One tile's share of the next column panel of packed B, which it prefetches (T1, into L2) while
+/// it runs, so the next call finds its B there instead of streaming it from L3 or DRAM. The
+/// panel (its bias row, then `k` rows of 32 floats: two 64-byte lines each) follows this one; its
+/// `k + 1` rows are shared out among the call's `count` tiles, and a tile whose share is done
+/// repeats its last row (an L2 hit; no branch in the depth loop). Past the last panel the
+/// addresses are harmless: prefetches never fault.
+pub(super) struct NextPanel {
+    next: *const f32,
+    row: usize,
+    last: usize,
+}
+
+impl NextPanel {
+    /// Tile `j`'s share of the call `t`'s next panel, among `count` tiles.
+    #[inline(always)]
+    pub(super) fn share(t: &GemmTile, count: usize, j: usize) -> NextPanel {
+        let rows = t.k + 1;
+        let share = rows.div_ceil(count);
+        NextPanel {
+            next: t.b.wrapping_add(t.k * NR),
+            row: j * share,
+            last: ((j + 1) * share).min(rows) - 1,
+        }
+    }
+
+    /// Prefetches the next two rows of the share (both lines of each): per 8 depth steps, a
+    /// share of `k / 4` rows, enough from 4 full tiles up.
+    #[inline(always)]
+    pub(super) fn two_rows(&mut self) {
+        for _ in 0..2 {
+            let r = self.next.wrapping_add(self.row.min(self.last) * NR);
+            // SAFETY: SSE is part of x86_64's baseline; a prefetch never faults.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T1>(r as *const i8);
+                _mm_prefetch::<_MM_HINT_T1>(r.wrapping_add(16) as *const i8);
+            }
+            self.row += 1;
+        }
+    }
+}
+
+/// Clamps the rows of a full tile (`lo[i]`, `hi[i]`: columns 0-15 and 16-31 of row `i`) to
+/// `[vmin, vmax]` and stores them at `c + i * ldc`. `y` is the second operand of max/min, so a
+/// NaN stays NaN (the contract's clamp; see `tile`).
+///
+/// # Safety
+///
+/// Rows `0 .. R` of C, 32 floats each at `c + i * ldc`, are writable; AVX-512F is available (the
+/// caller is an AVX-512F function, into which this inlines).
+#[inline(always)]
+pub(super) unsafe fn store_clamped<const R: usize>(
+    c: *mut f32,
+    ldc: usize,
+    lo: &[__m512; R],
+    hi: &[__m512; R],
+    vmin: __m512,
+    vmax: __m512,
+) {
+    for i in 0..R {
+        // SAFETY: AVX-512F (the caller's guarantee); row `i < R` of C is writable for 32 floats.
+        unsafe {
+            let y0 = _mm512_min_ps(vmax, _mm512_max_ps(vmin, lo[i]));
+            let y1 = _mm512_min_ps(vmax, _mm512_max_ps(vmin, hi[i]));
+            _mm512_storeu_ps(c.add(i * ldc), y0);
+            _mm512_storeu_ps(c.add(i * ldc + 16), y1);
+        }
+    }
+}
+
 /// `gemm_f32_8x32_avx512`.
 ///
 /// Blocking for Intel server cores (L1d 48 KiB, L2 2 MiB on Ice Lake-SP / Sapphire Rapids /
@@ -201,28 +286,12 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
     // SAFETY: `bias` holds NR = 32 floats (zero-padded).
     let (b0, b1) = unsafe { (_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))) };
     let (vmin, vmax) = (_mm512_set1_ps(t.min), _mm512_set1_ps(t.max));
-    // The next column panel of packed B (its bias row, then `k` rows of 32 floats: two 64-byte
-    // lines each) follows this one. Its `k + 1` rows are shared out among the tiles; each tile
-    // prefetches two rows (both lines) into L2 per 8 depth steps (a share of `k / 4` rows: enough
-    // from 4 full tiles up), so the next call finds its B there. Once a tile's share is done it repeats its last row (an L2 hit; no branch in the
-    // depth loop). Past the last panel the addresses are harmless: prefetches never fault.
-    // Only in the general depth: at the constant depth 9 (the stem) a panel of B is 3.5 KiB.
-    let next = t.b.wrapping_add(t.k * NR);
-    let next_rows = t.k + 1;
-    let share = next_rows.div_ceil(count);
     let (mut a, mut c) = (t.a, t.c);
     for j in 0..count {
-        // Start fetching this tile of C (each 128-byte row touches up to 3 lines when it is not
-        // 64-byte aligned), so its stores do not wait on the misses: pointwise outputs are
-        // usually larger than L2. Prefetches never fault.
-        for i in 0..MR {
-            let row = c.wrapping_add(i * ldc);
-            _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(16) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1) as *const i8);
-        }
-        let mut next_row = j * share;
-        let next_last = ((j + 1) * share).min(next_rows) - 1;
+        prefetch_c_rows(c, ldc, MR);
+        // The next panel of B (only in the general depth: at the constant depth 9, the stem, a
+        // panel of B is 3.5 KiB).
+        let mut next = NextPanel::share(t, count, j);
         // Two arrays (not one `[[__m512; 2]; 8]`, which is copied with memcpy and kept in memory).
         let mut lo = [b0; MR];
         let mut hi = [b1; MR];
@@ -255,12 +324,7 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
                     mca_marker!("BEGIN gemm_f32_8x32_avx512");
                 }
                 if KS == 0 {
-                    for _ in 0..2 {
-                        let r = next.wrapping_add(next_row.min(next_last) * NR);
-                        _mm_prefetch::<_MM_HINT_T1>(r as *const i8);
-                        _mm_prefetch::<_MM_HINT_T1>(r.wrapping_add(16) as *const i8);
-                        next_row += 1;
-                    }
+                    next.two_rows();
                 }
                 chunk!(c);
                 #[cfg(feature = "mca-markers")]
@@ -272,16 +336,9 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
                 step!(sa, sb, p);
             }
         }
-        for i in 0..MR {
-            // `y` second: a NaN stays NaN (see `tile`).
-            let y0 = _mm512_min_ps(vmax, _mm512_max_ps(vmin, lo[i]));
-            let y1 = _mm512_min_ps(vmax, _mm512_max_ps(vmin, hi[i]));
-            // SAFETY: row `8j + i < m` of C, columns `0 .. 32 == n`: writable by the contract.
-            unsafe {
-                _mm512_storeu_ps(c.add(i * ldc), y0);
-                _mm512_storeu_ps(c.add(i * ldc + 16), y1);
-            }
-        }
+        // SAFETY: rows `8j .. 8j + 8 <= m` of C, columns `0 .. 32 == n`: writable by the
+        // contract; AVX-512F (this function's target features).
+        unsafe { store_clamped(c, ldc, &lo, &hi, vmin, vmax) };
         a = a.wrapping_add(MR * lda);
         c = c.wrapping_add(MR * ldc);
     }
