@@ -234,6 +234,16 @@ struct GemmCall<'a> {
     max: f32,
 }
 
+/// Panel `p + 1` of packed B (`panel_len` floats each), or panel `p` itself when it is the last:
+/// what a kernel may prefetch for the call after this one (`GemmTile::next_b`), never past the
+/// end of packed B.
+fn next_panel(b_data: &[f32], p: usize, panel_len: usize) -> &[f32] {
+    match b_data.get((p + 1) * panel_len..) {
+        Some(next) if next.len() >= panel_len => &next[..panel_len],
+        _ => &b_data[p * panel_len..][..panel_len],
+    }
+}
+
 /// The five-loop nest on one block of C (rows `rows`, columns `cols`; both start at a multiple
 /// of MR / NR), on the calling thread.
 fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
@@ -281,6 +291,7 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
                         seg_stride: segments.map_or(0, |sg| sg.stride),
                         b: panel[(1 + kb.p) * nr..].as_ptr(),
                         bias: panel.as_ptr(),
+                        next_b: next_panel(b_data, jr / nr, panel_len).as_ptr(),
                         c: c.ptr.wrapping_add(ic * ldc + jr),
                         ldc,
                         first_k_block: kb.p == 0,
@@ -371,5 +382,17 @@ mod tests {
                 (28, 2, 208, 2)
             ]
         );
+    }
+
+    #[test]
+    fn the_panel_to_prefetch_never_lies_past_packed_b() {
+        // Three panels of 5 floats: 0 -> 1, 1 -> 2, and the last one prefetches itself.
+        let b: Vec<f32> = (0..15).map(|i| i as f32).collect();
+        for (p, want) in [(0, 5.0), (1, 10.0), (2, 10.0)] {
+            let next = super::next_panel(&b, p, 5);
+            assert_eq!((next[0], next.len()), (want, 5), "panel {p}");
+        }
+        // Slack after the last panel (less than a panel) is not a panel.
+        assert_eq!(super::next_panel(&b[..14], 1, 5)[0], 5.0);
     }
 }

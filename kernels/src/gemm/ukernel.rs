@@ -59,6 +59,13 @@ pub struct GemmTile {
     pub b: *const f32,
     /// Bias for the tile's `NR` columns (padded with zeros). Used only when `first_k_block`.
     pub bias: *const f32,
+    /// Where the kernel may prefetch the B of the call that follows this one: the start (bias
+    /// row) of the next column panel of packed B, `(k + 1) * NR` floats, when the GEMM has one;
+    /// else this panel's start (`bias`), whose lines are already cached. Prefetches never fault,
+    /// but one past the end of packed B may land on an unmapped page, and its page walk is not
+    /// free: prefetching the panel after the last one cost a Cascade Lake core 15% at K = 32-128
+    /// (8 x 32 tile, packed B at the top of the heap, paired calls).
+    pub next_b: *const f32,
     /// C: row `i` of the tile starts at `c + i * ldc`; columns `0 .. n` are written.
     pub c: *mut f32,
     /// Distance between rows of C, in floats.

@@ -162,13 +162,13 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
     // SAFETY: `bias` holds NR = 16 floats.
     let bias = unsafe { [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))] };
     let (vmin, vmax) = (_mm256_set1_ps(t.min), _mm256_set1_ps(t.max));
-    // The next column panel of packed B (its bias row, then `k` rows of 16 floats: one 64-byte
-    // line each) follows this one. Each tile prefetches its share of it into L2, one line per 8
-    // steps, so the next call finds its B there instead of streaming it from L3 or DRAM (B of a
-    // 1024 x 1024 layer is 4 MiB). Past the last panel these are harmless: prefetches never fault.
+    // The next column panel of packed B (`GemmTile::next_b`; its bias row, then `k` rows of 16
+    // floats: one 64-byte line each). Each tile prefetches its share of it into L2, one line per
+    // 8 steps, so the next call finds its B there instead of streaming it from L3 or DRAM (B of
+    // a 1024 x 1024 layer is 4 MiB). Prefetches never fault.
     // Only for the general depths: with the constant ones (<= 64) B is a few KiB, and the
     // prefetches measured 2% slower on pw01 and the stem.
-    let next = t.b.wrapping_add(t.k * NR);
+    let next = t.next_b;
     let share = (t.k + 1).div_ceil(count);
     let (mut a, mut c) = (t.a, t.c);
     for j in 0..count {

@@ -138,13 +138,13 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
     // SAFETY: `bias` holds NR = 16 floats (zero-padded).
     let bias = unsafe { _mm512_loadu_ps(t.bias) };
     let (vmin, vmax) = (_mm512_set1_ps(t.min), _mm512_set1_ps(t.max));
-    // The next column panel of packed B (its bias row, then `k` rows of 16 floats: one 64-byte
-    // line each) follows this one. Its `k + 1` lines are shared out among the tiles; each tile
-    // prefetches one of its lines into L2 per 8 depth steps, so the next call finds its B there.
-    // Once a tile's share is done it repeats its last line (an L2 hit; no branch in the depth
-    // loop). Past the last panel the addresses are harmless: prefetches never fault.
+    // The next column panel of packed B (`GemmTile::next_b`; its bias row, then `k` rows of 16
+    // floats: one 64-byte line each). Its `k + 1` lines are shared out among the tiles; each
+    // tile prefetches one of its lines into L2 per 8 depth steps, so the next call finds its B
+    // there. Once a tile's share is done it repeats its last line (an L2 hit; no branch in the
+    // depth loop). Prefetches never fault.
     // Only in the general depth: at the constant depths (<= 64) a panel of B is at most 4 KiB.
-    let next = t.b.wrapping_add(t.k * NR);
+    let next = t.next_b;
     let next_lines = t.k + 1;
     let share = next_lines.div_ceil(count);
     let (mut a, mut c) = (t.a, t.c);

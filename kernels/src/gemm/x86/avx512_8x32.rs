@@ -129,12 +129,11 @@ pub(super) fn prefetch_c_rows(c: *mut f32, ldc: usize, rows: usize) {
     }
 }
 
-/// One tile's share of the next column panel of packed B, which it prefetches (T1, into L2) while
-/// it runs, so the next call finds its B there instead of streaming it from L3 or DRAM. The
-/// panel (its bias row, then `k` rows of 32 floats: two 64-byte lines each) follows this one; its
-/// `k + 1` rows are shared out among the call's `count` tiles, and a tile whose share is done
-/// repeats its last row (an L2 hit; no branch in the depth loop). Past the last panel the
-/// addresses are harmless: prefetches never fault.
+/// One tile's share of the next column panel of packed B (`GemmTile::next_b`: the current one
+/// after the last), which it prefetches (T1, into L2) while it runs, so the next call finds its
+/// B there instead of streaming it from L3 or DRAM. The panel (its bias row, then `k` rows of 32
+/// floats: two 64-byte lines each) has `k + 1` rows, shared out among the call's `count` tiles;
+/// a tile whose share is done repeats its last row (an L2 hit; no branch in the depth loop).
 pub(super) struct NextPanel {
     next: *const f32,
     row: usize,
@@ -148,7 +147,7 @@ impl NextPanel {
         let rows = t.k + 1;
         let share = rows.div_ceil(count);
         NextPanel {
-            next: t.b.wrapping_add(t.k * NR),
+            next: t.next_b,
             row: j * share,
             last: ((j + 1) * share).min(rows) - 1,
         }
