@@ -63,7 +63,7 @@ const ALIASED_ROWS: usize = 4096;
 
 /// `gemm_f32_12x32_avx512`.
 ///
-/// Row granularity 8 (the 8 x 32 kernel's tiles; tall tiles cover multiples of 12 within a
+/// Row granularity 8 (the 8 x 32 kernel's tiles; tall tiles come in pairs, 24 rows, within a
 /// call), and that kernel's blocking except MC = 168 (14 tall tiles or 21 short ones).
 pub static GEMM_F32_12X32_AVX512: GemmKernel = GemmKernel {
     name: "gemm_f32_12x32_avx512",
