@@ -19,6 +19,15 @@
 //! (probe, Zen 3, best / median % of peak), 56x56x128 runs at 69 / 49 and 14x14x512 at 42 / 40,
 //! though both rows are 28 KiB (the same L2 bytes per FMA); 7x7x1024 at 29 / 27.
 //!
+//! The interior groups of 4 (every whole tile) run in inline assembly (`avx2_interior.rs`):
+//! the same FMAs, with addresses LLVM's code formed in chains of `lea` that spilled at stride 2.
+//! llvm-mca (`scripts/mca-x86.sh`), % of the FMA peak, intrinsics -> assembly: znver3 stride 1
+//! 72 -> 82, stride 2 62 -> 82; skylake 70 -> 82, 57 -> 82 (82%: the FP0/FP1 pipes also run
+//! the clamp). Measured on a Cascade Lake core (`report dwconv3x3/avx2`, builds alternating,
+//! three runs each, median % of peak): dw07-dw11 39-43 -> 43-44, dw03 42-43 -> 42-45, dw05
+//! 38-41 -> 41-43, dw12 34-35 -> 35-35; the stride-2 layers reading L3 (dw02, dw04) and dw06
+//! level: there the loads, not the loop, set the pace.
+//!
 //! Tried and dropped (Zen 3): two output rows per call sharing 4 input rows (8 channels per
 //! pass, so 8 accumulators and both rows' taps fit 16 `ymm`; 0.58 loads per FMA): interior
 //! probe 35 / 34 on 14x14x512, 18 / 17 on 7x7x1024, level elsewhere: at 8 channels each line is
@@ -151,5 +160,17 @@ impl Lanes for Ymm {
     unsafe fn store_masked(p: *mut f32, m: __m256i, v: __m256) {
         // SAFETY: the caller guarantees the enabled lanes are writable; others are untouched.
         unsafe { _mm256_maskstore_ps(p, m, v) }
+    }
+
+    #[inline(always)]
+    unsafe fn interior_group4<const S: usize>(
+        r: &DwRow,
+        ox: usize,
+        c0: usize,
+        tiles: usize,
+    ) -> bool {
+        // SAFETY: forwarded (`Lanes::interior_group4`'s contract is the function's).
+        unsafe { super::avx2_interior::interior_group4::<S>(r, ox, c0, tiles) };
+        true
     }
 }

@@ -201,7 +201,7 @@ impl Lanes for Zmm {
         unsafe { _mm512_mask_storeu_ps(p, m, v) }
     }
 
-    /// The interior loop's markers for `scripts/mca-avx512.sh`.
+    /// The interior loop's markers for `scripts/mca-x86.sh`.
     #[inline(always)]
     fn mca_mark(begin: bool, s: usize) {
         match (begin, s) {

@@ -189,8 +189,18 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
                     _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(line * NR) as *const i8);
                     line += 1;
                 }
+                // One iteration of the general depth loop, for llvm-mca (scripts/mca-x86.sh; the
+                // prefetch above is a branch out of it that the model leaves out).
+                #[cfg(feature = "mca-markers")]
+                if KS == 0 {
+                    mca_marker!("BEGIN gemm_f32_6x16_avx2");
+                }
                 for q in 0..8 {
                     depth_step!(acc, 2, sb, chunk * 8 + q, |i, p| sa.add(i * lda + p));
+                }
+                #[cfg(feature = "mca-markers")]
+                if KS == 0 {
+                    mca_marker!("END gemm_f32_6x16_avx2");
                 }
             }
             for p in ks / 8 * 8..ks {

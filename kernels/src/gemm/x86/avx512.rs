@@ -10,7 +10,7 @@
 //! cycles and the 15 loads 7.5, and 14 independent accumulators cover the 8 FMAs that must be in
 //! flight. The depth loop is unrolled by 8 so its few scalar address updates stay off the FMA
 //! ports. Same class as XNNPACK's `7x16` broadcast kernels and MLAS' AVX-512 kernel (embedded
-//! broadcasts); BLIS' 32x12 (column-major C) is the transposed idea. `scripts/mca-avx512.sh` models
+//! broadcasts); BLIS' 32x12 (column-major C) is the transposed idea. `scripts/mca-x86.sh` models
 //! the loop with llvm-mca.
 //!
 //! Full 14-row tiles of a call that covers a whole 16-column panel and is its GEMM's only KC
@@ -197,7 +197,7 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
                 _ => {
                     for c in 0..ks / 8 {
                         // One iteration of the general depth loop, for llvm-mca
-                        // (scripts/mca-avx512.sh).
+                        // (scripts/mca-x86.sh).
                         #[cfg(feature = "mca-markers")]
                         if KS == 0 {
                             mca_marker!("BEGIN gemm_f32_14x16_avx512");

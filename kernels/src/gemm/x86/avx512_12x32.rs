@@ -36,7 +36,7 @@
 //! `--gemm-kernel gemm_f32_8x32_avx512`, four alternating pairs, FMA peak 152.5 GFLOP/s in
 //! each): pointwise layers 5-13 6.48-6.71 ms against 7.20-7.28, conv_pw_7 81-84% of peak
 //! against 76-77, conv_pw_13 77-80% against 69-70; end to end 10.64-11.00 ms median against
-//! 11.44-11.55. llvm-mca (`scripts/mca-avx512.sh`, skylake-avx512) models the loop at 92.3% of
+//! 11.44-11.55. llvm-mca (`scripts/mca-x86.sh`, skylake-avx512) models the loop at 92.3% of
 //! the FMA peak, the 8 x 32 loop at 87.0%.
 //!
 //! Rows. The tall tiles take the call's first rows in pairs (24 rows), as many as fit; the 8 x 32

@@ -45,7 +45,7 @@
 //! In this VM's slow phases (every kernel at about 60% of its usual speed) the two ran closer:
 //! 0.98-0.99x at K = 64, 1.02x at K = 32, the network 0.99x.
 //!
-//! Modelled (`scripts/mca-avx512.sh`, llvm-mca 22): the general-depth loop at 73.5 cycles per
+//! Modelled (`scripts/mca-x86.sh`, llvm-mca 22): the general-depth loop at 73.5 cycles per
 //! 128 FMAs on `skylake-avx512` (87.0% of the model's FMA peak; the general tile's loop
 //! 37.8 per 64, 84.7%) and 128.0 on `icelake-server` (100%, both; that model issues one 512-bit
 //! FMA per cycle). The Skylake model gives every zmm load and broadcast a second uop on ports
@@ -317,7 +317,7 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
             }
             for c in 0..ks / 8 {
                 // One iteration of the general depth loop, for llvm-mca
-                // (scripts/mca-avx512.sh).
+                // (scripts/mca-x86.sh).
                 #[cfg(feature = "mca-markers")]
                 if KS == 0 {
                     mca_marker!("BEGIN gemm_f32_8x32_avx512");

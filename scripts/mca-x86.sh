@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Static performance model of the AVX-512 inner loops with llvm-mca (LLVM 22: older CPU models are
-# too old), for CPUs this machine does not have: Skylake-SP, Ice Lake-SP and Zen 4.
+# Static performance model of the x86 inner loops (AVX2 and AVX-512) with llvm-mca (LLVM 22: older
+# CPU models are too old), for CPUs a given machine may not have: Zen 3 (AVX2: the CI machine the
+# AVX2 targets are written for), Skylake / Cascade Lake, Ice Lake-SP and Zen 4 (AVX-512).
 #
 # 1. Builds the kernels crate with `--features mca-markers --emit asm` (one codegen unit): the
 #    GEMM depth loops (each GEMM kernel's lean loop at a general depth) and the two depthwise
@@ -8,16 +9,22 @@
 # 2. Cuts each whole loop out of the assembly: from the loop label just before BEGIN to the
 #    backward branch to that label after END, so the address updates and the branch that the
 #    compiler schedules outside the markers are counted too. It checks that the cut is one loop
-#    (one branch, back to its own head) and prints its FMA count (the unroll tells what to expect:
-#    GEMM 14 rows x 1 vector x 8 steps = 112, 8 rows x 2 vectors x 8 steps = 128 and, for the
-#    12 x 32 tile's inline-assembly block, 12 x 2 x 8 = 192; depthwise 4 outputs x 9 taps = 36).
+#    (one branch back to its own head; others only leave it) and prints its FMA count (the
+#    unroll tells what to expect: GEMM 6 rows x 2 vectors x 8 steps = 96 (AVX2),
+#    14 rows x 1 vector x 8 steps = 112, 8 rows x 2 vectors x 8 steps = 128 and, for the
+#    12 x 32 tile's inline-assembly block, 12 x 2 x 8 = 192; depthwise 4 outputs x 9 taps x
+#    2 vectors = 72 at stride 1 and 2).
+#    Each loop is modelled only on the CPUs of its ISA (AVX2 loops on all of them).
 # 3. Runs llvm-mca-22 on each loop per CPU and reports cycles per iteration, FMAs, loads (MayLoad
 #    instructions, FMAs with a memory operand included), loads per FMA, and the predicted FMA-port
 #    utilisation: sum of the FMAs' reciprocal throughputs (the model's FMA peak for that CPU) /
 #    predicted cycles per iteration.
 #
-#   scripts/mca-avx512.sh            (needs llvm-mca-22: Debian package llvm-22)
+#   scripts/mca-x86.sh            (needs llvm-mca-22: Debian package llvm-22)
+#   MCA_WORK=DIR                  (keep the cut loops and llvm-mca's reports in DIR)
 #   LLVM_MCA=/path/to/llvm-mca  MCA_CPUS="skylake-avx512 znver4"   (overrides)
+#   MCA_AVX2_CPUS="znver3 skylake"   (AVX2-only CPUs: they model the AVX2 loops only; MCA_CPUS
+#                                     model every loop)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,16 +34,19 @@ if ! command -v "$mca" >/dev/null; then
   apt_install llvm-22
 fi
 cpus="${MCA_CPUS:-skylake-avx512 icelake-server znver4}"
+avx2_cpus="${MCA_AVX2_CPUS:-znver3 skylake}"
 dir="${CARGO_TARGET_DIR:-target}/mca"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+work=${MCA_WORK:-$(mktemp -d)}
+[ -n "${MCA_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
 
 echo "== mca: building the kernels with --emit asm --features mca-markers" >&2
 CARGO_TARGET_DIR="$dir" cargo rustc --quiet --release -p sepconv --lib --features mca-markers \
   -- --emit asm -C codegen-units=1
 asm=$(ls -t "$dir"/release/deps/sepconv-*.s | head -1)
 
-regions=(gemm_f32_14x16_avx512 gemm_f32_8x32_avx512 gemm_f32_12x32_avx512 dwconv3x3_f32_c32_avx512 dwconv3x3s2_f32_c32_avx512)
+regions=(gemm_f32_6x16_avx2 dwconv3x3_f32_c16_avx2 dwconv3x3s2_f32_c16_avx2
+  gemm_f32_14x16_avx512 gemm_f32_8x32_avx512 gemm_f32_12x32_avx512
+  dwconv3x3_f32_c32_avx512 dwconv3x3s2_f32_c32_avx512)
 for r in "${regions[@]}"; do
   # The loop from its head label to the backward branch to it, without directives and markers.
   awk -v r="$r" '
@@ -55,9 +65,12 @@ for r in "${regions[@]}"; do
     echo "mca: could not cut the loop of $r out of $asm" >&2
     exit 1
   fi
-  branches=$(grep -cE '^[[:space:]]*j[a-z]+[[:space:]]' "$work/$r.s")
-  if [ "$branches" -ne 1 ]; then
-    echo "mca: the loop of $r has $branches branches (expected one, the back edge)" >&2
+  # One back edge; other branches may only leave the loop (llvm-mca takes them as not taken: the
+  # AVX2 GEMM loop's once-per-8-steps prefetch of the next panel is laid out as such a branch).
+  head=$(head -1 "$work/$r.s" | tr -d ':')
+  back=$(grep -cE "^[[:space:]]*j[a-z]+[[:space:]]+$head\$" "$work/$r.s")
+  if [ "$back" -ne 1 ]; then
+    echo "mca: the loop of $r has $back branches back to its head (expected one)" >&2
     exit 1
   fi
   echo "loop $r: $(grep -cvE '^\.?[A-Za-z0-9_.$]+:' "$work/$r.s") instructions," \
@@ -65,8 +78,11 @@ for r in "${regions[@]}"; do
 done
 
 printf '\n%-15s %-28s %8s %8s %5s %6s %9s %9s\n' cpu loop instr cyc/iter fma loads loads/fma fma-util
-for cpu in $cpus; do
+for cpu in $avx2_cpus $cpus; do
   for r in "${regions[@]}"; do
+    case "$r:$avx2_cpus" in
+      *avx512:*"$cpu"*) continue ;; # an AVX2-only CPU: no AVX-512 loops
+    esac
     "$mca" -mcpu="$cpu" -iterations=500 "$work/$r.s" >"$work/$r.$cpu.txt" 2>&1 || {
       cat "$work/$r.$cpu.txt" >&2
       exit 1
