@@ -19,15 +19,6 @@
 //! (probe, Zen 3, best / median % of peak), 56x56x128 runs at 69 / 49 and 14x14x512 at 42 / 40,
 //! though both rows are 28 KiB (the same L2 bytes per FMA); 7x7x1024 at 29 / 27.
 //!
-//! The interior groups of 4 (every whole tile) run in inline assembly (`avx2_interior.rs`):
-//! the same FMAs, with addresses LLVM's code formed in chains of `lea` that spilled at stride 2.
-//! llvm-mca (`scripts/mca-x86.sh`), % of the FMA peak, intrinsics -> assembly: znver3 stride 1
-//! 72 -> 82, stride 2 62 -> 82; skylake 70 -> 82, 57 -> 82 (82%: the FP0/FP1 pipes also run
-//! the clamp). Measured on a Cascade Lake core (`report dwconv3x3/avx2`, builds alternating,
-//! three runs each, median % of peak): dw07-dw11 39-43 -> 43-44, dw03 42-43 -> 42-45, dw05
-//! 38-41 -> 41-43, dw12 34-35 -> 35-35; the stride-2 layers reading L3 (dw02, dw04) and dw06
-//! level: there the loads, not the loop, set the pace.
-//!
 //! Tried and dropped (Zen 3): two output rows per call sharing 4 input rows (8 channels per
 //! pass, so 8 accumulators and both rows' taps fit 16 `ymm`; 0.58 loads per FMA): interior
 //! probe 35 / 34 on 14x14x512, 18 / 17 on 7x7x1024, level elsewhere: at 8 channels each line is
@@ -37,6 +28,18 @@
 //! 42-43/31-34 vs 35/25-28, 28x28x256 33-34/26-27 vs 25/18, 14x14x512 30/25-26 vs 18/14-15.
 //! Prefetching, per group, the input rows the next output row adds: no gain inside MobileNet
 //! (depthwise layers 1.25-1.36 ms in all against 1.18-1.25 without).
+//!
+//! Tried and dropped (Cascade Lake, session 14): the interior groups of 4 in inline assembly,
+//! every address one base register plus the pixel stride scaled. LLVM's stride-2 loop spills
+//! (`scripts/mca-x86.sh`: 127 loads per 72 FMAs where 74 are needed) and llvm-mca models its
+//! loops at 72 / 62% of the FMA peak on znver3 (70 / 57% skylake) against 82% for the assembly
+//! at both strides (the FP0/FP1 pipes also run the clamp). Measured, though, the two ran alike:
+//! whole layers in one process, alternating (ReLU6, dense), dw02-dw13 within 1%, dw01 (32
+//! channels) 3% slower; the row kernel alone on rows in L1 (valid padding, 32-128 channels),
+//! 50-56% of peak for the intrinsics and 49-55% for the assembly. Its FMAs in tap-major order
+//! (each input vector a memory operand of its FMA, 1.1 loads per FMA) were 3-17% slower. So
+//! on this core the loop's instruction stream is not what holds the depthwise rows at half the
+//! peak in L1; the model's 72-82% is not reached by either.
 
 use std::arch::x86_64::*;
 
@@ -162,15 +165,22 @@ impl Lanes for Ymm {
         unsafe { _mm256_maskstore_ps(p, m, v) }
     }
 
+    /// The interior loop's markers for `scripts/mca-x86.sh`.
     #[inline(always)]
-    unsafe fn interior_group4<const S: usize>(
-        r: &DwRow,
-        ox: usize,
-        c0: usize,
-        tiles: usize,
-    ) -> bool {
-        // SAFETY: forwarded (`Lanes::interior_group4`'s contract is the function's).
-        unsafe { super::avx2_interior::interior_group4::<S>(r, ox, c0, tiles) };
-        true
+    fn mca_mark(begin: bool, s: usize) {
+        match (begin, s) {
+            (true, 1) => {
+                mca_marker!("BEGIN dwconv3x3_f32_c16_avx2");
+            }
+            (false, 1) => {
+                mca_marker!("END dwconv3x3_f32_c16_avx2");
+            }
+            (true, _) => {
+                mca_marker!("BEGIN dwconv3x3s2_f32_c16_avx2");
+            }
+            (false, _) => {
+                mca_marker!("END dwconv3x3s2_f32_c16_avx2");
+            }
+        }
     }
 }

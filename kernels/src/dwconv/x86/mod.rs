@@ -1,7 +1,6 @@
 //! x86_64 depthwise 3x3 kernels, and the group-size choice they share.
 
 pub mod avx2;
-mod avx2_interior;
 pub mod avx512;
 mod row;
 

@@ -84,25 +84,6 @@ pub(super) trait Lanes {
     unsafe fn store(p: *mut f32, v: Self::V);
     /// Stores the lanes `m` enables (only those need be writable); others are untouched.
     unsafe fn store_masked(p: *mut f32, m: Self::Mask, v: Self::V);
-    /// Channel tiles `0 .. tiles` of a full group of 4 outputs `ox .. ox + 4` whose input
-    /// window (from column `c0`) is inside the row, at stride `S`, computed exactly as `group`
-    /// computes them (the same bits), by the ISA's own loop; returns false, having done
-    /// nothing, when the ISA has none (then `group` runs them).
-    ///
-    /// # Safety
-    ///
-    /// The `DwRowFn` contract with `C_TILE = 2 * LANES` and stride `S`; the ISA is available;
-    /// `ox + 4 <= out_width`; columns `c0 .. c0 + 3S + 3` are inside `0 .. in_width`;
-    /// `tiles * C_TILE <= channels`.
-    #[inline(always)]
-    unsafe fn interior_group4<const S: usize>(
-        _r: &DwRow,
-        _ox: usize,
-        _c0: usize,
-        _tiles: usize,
-    ) -> bool {
-        false
-    }
     /// An assembler comment for llvm-mca around the interior loop (`scripts/mca-*.sh`), `begin`
     /// or end, stride `s`; nothing unless the ISA marks its loops.
     #[inline(always)]
@@ -192,19 +173,14 @@ unsafe fn tiles<X: Lanes, const S: usize, const GROUP: usize, const N: usize, co
     let full = r.channels / c_tile;
     let rem = r.channels % c_tile;
     let ch = full * c_tile;
-    // SAFETY: a full interior group (`!E`, `N == GROUP == 4`): `g.ox + 4 <= out_width`, its
-    // window from `g.c0 >= 0` is inside the row; `full` whole tiles.
-    let done = !E && GROUP == 4 && unsafe { X::interior_group4::<S>(r, g.ox, g.c0 as usize, full) };
-    if !done {
-        for t in 0..full {
-            if !E && GROUP == 4 {
-                X::mca_mark(true, S);
-            }
-            // SAFETY: channels `t*C_TILE .. (t+1)*C_TILE <= channels`: a whole tile; `g` is valid.
-            unsafe { group::<X, S, GROUP, N, 2, false, E>(r, cx, t * c_tile, g) };
-            if !E && GROUP == 4 {
-                X::mca_mark(false, S);
-            }
+    for t in 0..full {
+        if !E && GROUP == 4 {
+            X::mca_mark(true, S);
+        }
+        // SAFETY: channels `t*C_TILE .. (t+1)*C_TILE <= channels`: a whole tile; `g` is valid.
+        unsafe { group::<X, S, GROUP, N, 2, false, E>(r, cx, t * c_tile, g) };
+        if !E && GROUP == 4 {
+            X::mca_mark(false, S);
         }
     }
     // The tail tile at `ch`: `mask` enables exactly the lanes of the channels left in its last

@@ -21,9 +21,23 @@
 //! and bounds held across tiles, no per-tile branches on flags. At shallow depths the per-tile
 //! set-up is what separates the kernel from peak: the general tile spent about 36 cycles per tile
 //! on it (with its arrays of row pointers spilled), i.e. 16% at K = 32. Depths 9 (a 3x3
-//! convolution over RGB, per kernel row), 32 and 64 are also compile-time constants there, fully
-//! unrolled. Measured (probe, best of run, % of peak): K = 32 in L1 83-87 -> 92, pw01 (112x112,
-//! 32 -> 64) 86 -> 93, K = 64 90-94 -> 93-96; the stem, 8 output rows in L2, 18.8 -> 17.1 us.
+//! convolution over RGB, per kernel row) and 32 are also compile-time constants there, fully
+//! unrolled. Measured on Zen 3 (probe, best of run, % of peak), with K = 64 also a constant then:
+//! K = 32 in L1 83-87 -> 92, pw01 (112x112, 32 -> 64) 86 -> 93, K = 64 90-94 -> 93-96; the
+//! stem, 8 output rows in L2, 18.8 -> 17.1 us. With the depth steps in assembly (below), K = 64
+//! unrolled ran 5% slower than looped on a Cascade Lake core (pw02, 84-85 -> 77-79% of peak: 8
+//! blocks of 165 instructions per tile), K = 32 3-4% faster (pw01 76-77 -> 79-80).
+//!
+//! The lean loop's depth steps are inline assembly, 8 per `asm!` block ([`eight_steps`]): the
+//! same FMAs in the same order as the intrinsics (the same bits), with each A row addressed as
+//! one of two base registers plus the row stride scaled (`a0`, `a0 + lda`, `a0 + 2 lda`, then
+//! from `a3`). LLVM's code for the same steps (a chain of `lea`s for the row addresses, index
+//! registers in every broadcast) modelled at the FMA bound in llvm-mca on znver3 and skylake
+//! alike, but on a Cascade Lake core it ran at 82-85% of the FMA peak with A and B in L1 where
+//! the assembly runs at 90-97% (kernel alone, 24-96 rows, K = 64-512). Whole layers there
+//! (`report avx2/mbv1_a100_r224_`, builds alternating, three runs, median % of peak): pw03-pw11
+//! 80-85 -> 89-93, pw12/pw13 76-80 -> 87-89, pw02 82 -> 83-84; the stem (RGB, not this loop)
+//! level. Not measured on Zen 3 (no such machine since this change).
 //!
 //! The general tile's depth loop (unrolled by 4, 93 instructions, no spills) runs at 24.0 cycles
 //! per 48 FMAs in `llvm-mca -mcpu=znver3`: the FMA bound.
@@ -116,7 +130,7 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
         // The common case (whole 16-column panel, the GEMM's only KC block) takes the lean loop;
         // the other tiles get the segment depth as a constant only for RGB (a 3x3 convolution
         // over 3 channels reads A in segments of 9 floats).
-        let mut r = lean_full_tiles!(call, MR, NR, full_tiles, [32, 64]);
+        let mut r = lean_full_tiles!(call, MR, NR, full_tiles, [32]);
         let rgb = call.k_seg == RGB_SEGMENT;
         while r < full {
             let t = &call.rows(r, MR);
@@ -195,9 +209,8 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
                 if KS == 0 {
                     mca_marker!("BEGIN gemm_f32_6x16_avx2");
                 }
-                for q in 0..8 {
-                    depth_step!(acc, 2, sb, chunk * 8 + q, |i, p| sa.add(i * lda + p));
-                }
+                // SAFETY: steps `8 chunk .. 8 chunk + 8 <= ks` of segment `s` (see above).
+                unsafe { eight_steps(&mut acc, sa.wrapping_add(chunk * 8), lda, sb, chunk) };
                 #[cfg(feature = "mca-markers")]
                 if KS == 0 {
                     mca_marker!("END gemm_f32_6x16_avx2");
@@ -217,6 +230,85 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
         }
         a = a.wrapping_add(MR * lda);
         c = c.wrapping_add(MR * ldc);
+    }
+}
+
+/// One depth step in the `asm!` template of [`eight_steps`]: the B row at `{b} + b_disp` bytes
+/// (two vectors), then rows 0-5 of A at `a_disp` bytes into their accumulators. A row `3j + r`
+/// is `{a<3j>} + r * {lda}` (`lda` in bytes, `r` 0-2).
+macro_rules! asm_step {
+    ($a_disp:literal, $b_disp:literal, $b_disp_hi:literal) => {
+        concat!(
+            "vmovups {b0}, ymmword ptr [{b} + ",
+            $b_disp,
+            "]\n",
+            "vmovups {b1}, ymmword ptr [{b} + ",
+            $b_disp_hi,
+            "]\n",
+            asm_row!("{a0}", "", $a_disp, "{l0}", "{h0}"),
+            asm_row!("{a0}", " + {lda}", $a_disp, "{l1}", "{h1}"),
+            asm_row!("{a0}", " + {lda}*2", $a_disp, "{l2}", "{h2}"),
+            asm_row!("{a3}", "", $a_disp, "{l3}", "{h3}"),
+            asm_row!("{a3}", " + {lda}", $a_disp, "{l4}", "{h4}"),
+            asm_row!("{a3}", " + {lda}*2", $a_disp, "{l5}", "{h5}"),
+        )
+    };
+}
+
+/// Eight depth steps of a full 6 x 16 tile in one `asm!` block: `acc[i] += A(i, q) * B(q)` for
+/// `q < 8`, in order, the same FMAs as eight `depth_step!`s (so the same bits). A row `i` starts
+/// at `a + i * lda`, the 8 B rows (16 floats each) at `b + chunk * 8 * NR`.
+///
+/// Why assembly: LLVM's code for the same steps (8 steps, 170 instructions: row addresses in a
+/// chain of `lea`s, index registers in the broadcasts) ran at 82-85% of the FMA peak with A and
+/// B in L1 on a Cascade Lake core, where this block (one base register per 3 rows, the row
+/// stride scaled in the address, 165 instructions per 8 steps with the loop) runs at 90-97%
+/// (kernel-only probe); llvm-mca models both at the FMA bound on Zen 3 and Skylake.
+///
+/// # Safety
+///
+/// AVX2 and FMA are available; `a + i * lda + q` is readable for rows `i < 6` and `q < 8`, and
+/// `b + (chunk * 8 + q) * NR` for `NR` floats for `q < 8`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn eight_steps(
+    acc: &mut [[__m256; 2]; MR],
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    chunk: usize,
+) {
+    let (a0, lda_bytes) = (a as usize, lda * 4);
+    let [[l0, h0], [l1, h1], [l2, h2], [l3, h3], [l4, h4], [l5, h5]] = acc;
+    // SAFETY: AVX2 + FMA (the caller's contract; `ymm_reg` operands). The block reads the 8 B
+    // rows at `b + chunk * 8 * NR` (0 .. 512 bytes) and A elements `(i, q)` at `a0 + i * lda +
+    // 4q` bytes for rows `i < 6` and `q < 8`: readable by the contract. It writes only its
+    // register operands, no flags, no stack.
+    unsafe {
+        core::arch::asm!(
+            asm_step!("0", "0", "32"),
+            asm_step!("4", "64", "96"),
+            asm_step!("8", "128", "160"),
+            asm_step!("12", "192", "224"),
+            asm_step!("16", "256", "288"),
+            asm_step!("20", "320", "352"),
+            asm_step!("24", "384", "416"),
+            asm_step!("28", "448", "480"),
+            b = in(reg) b.wrapping_add(chunk * 8 * NR),
+            a0 = in(reg) a0,
+            a3 = in(reg) a0 + 3 * lda_bytes,
+            lda = in(reg) lda_bytes,
+            b0 = out(ymm_reg) _,
+            b1 = out(ymm_reg) _,
+            av = out(ymm_reg) _,
+            l0 = inout(ymm_reg) *l0, h0 = inout(ymm_reg) *h0,
+            l1 = inout(ymm_reg) *l1, h1 = inout(ymm_reg) *h1,
+            l2 = inout(ymm_reg) *l2, h2 = inout(ymm_reg) *h2,
+            l3 = inout(ymm_reg) *l3, h3 = inout(ymm_reg) *h3,
+            l4 = inout(ymm_reg) *l4, h4 = inout(ymm_reg) *h4,
+            l5 = inout(ymm_reg) *l5, h5 = inout(ymm_reg) *h5,
+            options(nostack, readonly, preserves_flags),
+        );
     }
 }
 

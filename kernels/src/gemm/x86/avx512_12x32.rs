@@ -117,27 +117,6 @@ fn tall_tiles(m: usize) -> usize {
     m / (2 * TALL) * 2
 }
 
-/// One A row of a depth step in the asm template: broadcast the element at `base + idx + disp`
-/// bytes into `{av}`, then two FMAs into the row's accumulators `lo` / `hi`.
-macro_rules! asm_row {
-    ($base:literal, $idx:literal, $disp:literal, $lo:literal, $hi:literal) => {
-        concat!(
-            "vbroadcastss {av}, dword ptr [",
-            $base,
-            $idx,
-            " + ",
-            $disp,
-            "]\n",
-            "vfmadd231ps ",
-            $lo,
-            ", {b0}, {av}\n",
-            "vfmadd231ps ",
-            $hi,
-            ", {b1}, {av}\n",
-        )
-    };
-}
-
 /// One depth step of the tall tile in the asm template: the B row at `{b} + b_disp` bytes (two
 /// vectors), then rows 0-11 of A at `a_disp` bytes into their rows. A row `3j + r` is
 /// `{a<3j>} + r * {lda}` (`lda` in bytes, `r` 0-2).

@@ -11,8 +11,9 @@
 //!
 //! Loop structure. Full 8-row tiles of a call that covers a whole 32-column panel and is its
 //! GEMM's only KC block (K <= KC = 1024: every MobileNet v1 layer) run in a lean loop
-//! (`full_tiles`), as the AVX2 tile does: one moving base pointer per operand (A and C rows at `base + i * ld`, no arrays of row pointers), the bias and clamp bounds held in
-//! registers across tiles, the clamp always applied (the identity with infinite bounds, NaN
+//! (`full_tiles`), as the AVX2 tile does: one moving base pointer per operand (A and C rows at
+//! `base + i * ld`, no arrays of row pointers), the bias and clamp bounds held in registers
+//! across tiles, the clamp always applied (the identity with infinite bounds, NaN
 //! included), whole-vector stores, no per-tile branch on a flag. Depth 9 (a 3x3 convolution over
 //! RGB, per kernel row) is a compile-time constant there and fully unrolled; every other depth
 //! runs 8 steps per iteration (then 1 per iteration for `k_seg % 8`), and each tile
@@ -68,9 +69,10 @@
 //! 66, 112x112x32 -> 64 62 vs 34. Twelve rows (24 accumulators) written with intrinsics spilled
 //! accumulators to the stack (`avx512_12x32.rs` runs them in inline assembly, for deep calls on
 //! cores with a 32 KiB L1d); ten rows ran the K = 1024 layer at 58% (ten A rows 4 KiB apart share
-//! one L1 set; `Shape::padded_strides` now separates them). llvm-mca models this loop on Zen 4 at about two thirds of
-//! its FMA rate (there a `vbroadcastss zmm` from memory takes an FP pipe), where it models the
-//! 14 x 16 tile with embedded broadcasts at ~100%: so AMD CPUs keep the 14 x 16 tile.
+//! one L1 set; `Shape::padded_strides` now separates them). llvm-mca models this loop on Zen 4
+//! at about two thirds of its FMA rate (there a `vbroadcastss zmm` from memory takes an FP
+//! pipe), where it models the 14 x 16 tile with embedded broadcasts at ~100%: so AMD CPUs keep
+//! the 14 x 16 tile.
 //!
 //! Edge tiles use the general body instantiated for fewer rows (`M < 8`); columns `>= n` of C are
 //! never read or written (two `__mmask16` lane masks). B and the bias are zero-padded to 32
@@ -228,7 +230,8 @@ pub static GEMM_F32_8X32_AVX512: GemmKernel = GemmKernel {
 /// depth `k`, in tiles of 8 rows.
 ///
 /// In a call that covers a whole 32-column panel and is its GEMM's only KC block (K <= 1024:
-/// every MobileNet v1 layer), the full tiles run back to back in the lean loop `full_tiles`; otherwise each full tile is one out-of-line instance of `tile`.
+/// every MobileNet v1 layer), the full tiles run back to back in the lean loop `full_tiles`;
+/// otherwise each full tile is one out-of-line instance of `tile`.
 /// The rest (`m % 8` rows) is dispatched on its row count.
 ///
 /// # Safety

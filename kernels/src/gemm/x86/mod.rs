@@ -6,9 +6,9 @@
 /// KC block (C is then written once, bias and clamp applied in the same pass). The segment depth
 /// is passed as a constant where it is small and common, so its steps unroll completely (no
 /// loop exit per tile, constant offsets): 9 ([`RGB_SEGMENT`], a 3x3 convolution over RGB), and
-/// the depths listed in `[$($deep),*]` (32 and 64: MobileNet's first two pointwise layers, where
-/// the tile's code still fits the core's decoded-instruction cache); other depths as 0 (read
-/// from the call).
+/// the depths listed in `[$($deep),*]` (each kernel's list: MobileNet's first pointwise depths,
+/// 32 and 64, where the tile's code still fits the core's decoded-instruction cache); other
+/// depths as 0 (read from the call).
 ///
 /// Expands to `unsafe` calls: the call site is inside an `unsafe` block of a `GemmUkernelFn`
 /// entry point whose caller upholds that contract for `$call`'s rows; `$full_tiles::<KS>`
@@ -30,6 +30,28 @@ macro_rules! lean_full_tiles {
             0
         }
     }};
+}
+
+/// One A row of a depth step in an `asm!` template (the AVX2 lean loop's and the 12 x 32 tile's):
+/// broadcast the element at `base + idx + disp` bytes into `{av}`, then two FMAs into the row's
+/// accumulators `lo` / `hi` (`lo += {b0} * {av}`, `hi += {b1} * {av}`: operands of either width).
+macro_rules! asm_row {
+    ($base:literal, $idx:literal, $disp:literal, $lo:literal, $hi:literal) => {
+        concat!(
+            "vbroadcastss {av}, dword ptr [",
+            $base,
+            $idx,
+            " + ",
+            $disp,
+            "]\n",
+            "vfmadd231ps ",
+            $lo,
+            ", {b0}, {av}\n",
+            "vfmadd231ps ",
+            $hi,
+            ", {b1}, {av}\n",
+        )
+    };
 }
 
 pub mod avx2;
