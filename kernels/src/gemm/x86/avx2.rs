@@ -28,7 +28,7 @@
 //! unrolled ran 5% slower than looped on a Cascade Lake core (pw02, 84-85 -> 77-79% of peak: 8
 //! blocks of 165 instructions per tile), K = 32 3-4% faster (pw01 76-77 -> 79-80).
 //!
-//! The lean loop's depth steps are inline assembly, 8 per `asm!` block ([`eight_steps`]): the
+//! The lean loop's depth steps are inline assembly, 8 per `asm!` block (`eight_steps`): the
 //! same FMAs in the same order as the intrinsics (the same bits), with each A row addressed as
 //! one of two base registers plus the row stride scaled (`a0`, `a0 + lda`, `a0 + 2 lda`, then
 //! from `a3`). LLVM's code for the same steps (a chain of `lea`s for the row addresses, index
@@ -233,7 +233,7 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
     }
 }
 
-/// One depth step in the `asm!` template of [`eight_steps`]: the B row at `{b} + b_disp` bytes
+/// One depth step in the `asm!` template of `eight_steps`: the B row at `{b} + b_disp` bytes
 /// (two vectors), then rows 0-5 of A at `a_disp` bytes into their accumulators. A row `3j + r`
 /// is `{a<3j>} + r * {lda}` (`lda` in bytes, `r` 0-2).
 macro_rules! asm_step {
