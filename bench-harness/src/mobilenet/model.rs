@@ -55,8 +55,6 @@ pub struct NetRunner {
     pad: bool,
     /// Whether each layer's output is laid out as [`Shape::padded_strides`] (else dense).
     out_padded: Vec<bool>,
-    /// The pixel stride (floats) of each layer's output, as `out_padded` lays it out.
-    out_pixel: Vec<usize>,
 }
 
 /// The pixel stride the runner gives an `h x w x c` activation: dense, or when `pad`, that of
@@ -173,7 +171,6 @@ impl NetRunner {
             pipelines: Vec::new(),
             pad: true,
             out_padded: Vec::new(),
-            out_pixel: Vec::new(),
         };
         r.lay_out();
         Ok(r)
@@ -186,12 +183,6 @@ impl NetRunner {
         self.out_padded = (0..self.stages.len())
             .map(|i| self.pad && i >= fused)
             .collect();
-        self.out_pixel = (self.stages.iter().zip(&self.out_padded))
-            .map(|(st, &padded)| {
-                let (oh, ow) = st.layer.out_hw();
-                pixel_stride(padded, oh, ow, st.layer.cout)
-            })
-            .collect();
     }
 
     /// Pads each pixel of the activations whose dense pixel stride is a multiple of 2 KiB by
@@ -203,8 +194,13 @@ impl NetRunner {
     }
 
     /// The pixel stride (floats) of each layer's output, in layer order.
-    pub fn out_pixel_strides(&self) -> &[usize] {
-        &self.out_pixel
+    pub fn out_pixel_strides(&self) -> Vec<usize> {
+        (self.stages.iter().zip(&self.out_padded))
+            .map(|(st, &padded)| {
+                let (oh, ow) = st.layer.out_hw();
+                pixel_stride(padded, oh, ow, st.layer.cout)
+            })
+            .collect()
     }
 
     /// Runs the first `layers` layers as a pipeline of row bands (see the `pipeline` module):
