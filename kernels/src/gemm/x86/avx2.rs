@@ -39,6 +39,12 @@
 //! 80-85 -> 89-93, pw12/pw13 76-80 -> 87-89, pw02 82 -> 83-84; the stem (RGB, not this loop)
 //! level. Not measured on Zen 3 (no such machine since this change).
 //!
+//! The full tiles of a GEMM deeper than KC (a standard 3x3 convolution over 128+ channels, the
+//! Conv MobileNet baseline) take the lean loop too, block by block (`lean_tiles` with the block
+//! flags read from the call; the general tile did them before): Cascade Lake, the same kind of
+//! runs, std04-std05 77-79 -> 83-87% of peak, std06-std11 66-69 -> 70-72; std03, one block,
+//! 79 -> 89 in the same runs; the single-block layers level.
+//!
 //! The general tile's depth loop (unrolled by 4, 93 instructions, no spills) runs at 24.0 cycles
 //! per 48 FMAs in `llvm-mca -mcpu=znver3`: the FMA bound.
 //!
@@ -130,7 +136,14 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
         // The common case (whole 16-column panel, the GEMM's only KC block) takes the lean loop;
         // the other tiles get the segment depth as a constant only for RGB (a 3x3 convolution
         // over 3 channels reads A in segments of 9 floats).
-        let mut r = lean_full_tiles!(call, MR, NR, full_tiles, [32]);
+        let mut r = if call.n == NR && full > 0 && !(call.first_k_block && call.last_k_block) {
+            // A GEMM deeper than KC (a standard 3x3 convolution over 128+ channels): its full
+            // tiles take the lean loop too, starting from C after the first block.
+            lean_tiles::<0, true>(call, full / MR);
+            full
+        } else {
+            lean_full_tiles!(call, MR, NR, full_tiles, [32])
+        };
         let rgb = call.k_seg == RGB_SEGMENT;
         while r < full {
             let t = &call.rows(r, MR);
@@ -153,28 +166,55 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
     }
 }
 
-/// `count` full 6 x 16 tiles (rows `0 .. 6 * count` of `t`) of a call that is its GEMM's only KC
-/// block, with the segment depth `KS` a constant: the lean loop for shallow depths, where the
-/// tile's set-up and stores weigh most. Row addresses are formed from one moving base per
-/// operand (no arrays of row pointers kept across the depth loop), the bias and the bounds stay
-/// in registers across tiles, and the clamp is always applied (with infinite bounds it is the
-/// identity, NaN included).
+/// `count` full 6 x 16 tiles (rows `0 .. 6 * count` of `t`) of a call that covers a whole
+/// panel and is its GEMM's only KC block, with the segment depth `KS` a constant (or 0: read
+/// from `t`): the lean loop (`lean_full_tiles!` calls it; [`lean_tiles`] has the loop).
 ///
 /// # Safety
 ///
-/// The `GemmUkernelFn` contract for `t` with `t.m >= 6 * count`, `t.n == 16`, `t.k_seg == KS`,
-/// `t.first_k_block` and `t.last_k_block`.
+/// The `GemmUkernelFn` contract for `t` with `t.m >= 6 * count`, `t.n == 16`,
+/// `KS == 0 || t.k_seg == KS`, `t.first_k_block` and `t.last_k_block`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
+    // SAFETY: forwarded (the contract is `lean_tiles`'s with `t` its GEMM's only KC block).
+    unsafe { lean_tiles::<KS, false>(t, count) }
+}
+
+/// The lean loop over `count` full tiles of a call that covers a whole panel: row addresses
+/// from one moving base per operand (no arrays of row pointers kept across the depth loop), the
+/// bias and the bounds in registers across tiles, the depth in `eight_steps` blocks, and the
+/// clamp always applied in the last KC block (with infinite bounds it is the identity, NaN
+/// included). With `BLOCKS`, the call may be any KC block (flags read from `t`: a later block
+/// starts from C, a block before the last stores its sums unclamped); without, it is the GEMM's
+/// only block and the flags are constants (the shallow layers' tiles carry no branch on them).
+///
+/// # Safety
+///
+/// The `GemmUkernelFn` contract for `t` with `t.m >= 6 * count`, `t.n == 16` and
+/// `KS == 0 || t.k_seg == KS`; when `BLOCKS` is false, `t.first_k_block` and `t.last_k_block`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lean_tiles<const KS: usize, const BLOCKS: bool>(t: &GemmTile, count: usize) {
     let (lda, ldc) = (t.lda, t.ldc);
     let ks = if KS > 0 { KS } else { t.k_seg };
     // The same call with the segment depth as the compiler sees it (a constant when `KS > 0`; equal
     // to `t.k_seg` by the contract), so `segment` below folds to constant offsets.
     let t = &GemmTile { k_seg: ks, ..*t };
     let segments = t.k / ks;
-    // SAFETY: `bias` holds NR = 16 floats.
-    let bias = unsafe { [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))] };
+    // The accumulators start from the bias in the first KC block, from C in the others; only
+    // the last block clamps (branches on the call's flags, taken alike by every tile).
+    let (first, last) = if BLOCKS {
+        (t.first_k_block, t.last_k_block)
+    } else {
+        (true, true)
+    };
+    let bias = if first {
+        // SAFETY: `bias` holds NR = 16 floats when `first_k_block`.
+        unsafe { [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))] }
+    } else {
+        [_mm256_setzero_ps(); 2]
+    };
     let (vmin, vmax) = (_mm256_set1_ps(t.min), _mm256_set1_ps(t.max));
     // The next column panel of packed B (`GemmTile::next_b`; its bias row, then `k` rows of 16
     // floats: one 64-byte line each). Each tile prefetches its share of it into L2, one line per
@@ -193,6 +233,15 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
         }
         let (mut line, lines_end) = (j * share, (j + 1) * share);
         let mut acc = [bias; MR];
+        if !first {
+            for (i, row) in acc.iter_mut().enumerate() {
+                for (v, y) in row.iter_mut().enumerate() {
+                    // SAFETY: row `i` of this tile, columns `8v .. 8v + 8 <= n == 16` of C,
+                    // readable (the partial sums of the blocks before).
+                    *y = unsafe { _mm256_loadu_ps(c.add(i * ldc + 8 * v)) };
+                }
+            }
+        }
         for s in 0..segments {
             // Segment `s` of this tile's rows: row `i` is `sa + i * lda` (`i < 6`), B after `sb`
             // (`GemmTile::segment`, `s < k / k_seg`), so each step below reads A element
@@ -223,7 +272,11 @@ unsafe fn full_tiles<const KS: usize>(t: &GemmTile, count: usize) {
         for (i, row) in acc.iter().enumerate() {
             for (v, &y) in row.iter().enumerate() {
                 // `y` second: a NaN stays NaN (see `tile`).
-                let y = _mm256_min_ps(vmax, _mm256_max_ps(vmin, y));
+                let y = if last {
+                    _mm256_min_ps(vmax, _mm256_max_ps(vmin, y))
+                } else {
+                    y
+                };
                 // SAFETY: row `i` of this tile, columns `8v .. 8v + 8 <= n == 16` of C.
                 unsafe { _mm256_storeu_ps(c.add(i * ldc + 8 * v), y) };
             }
