@@ -42,8 +42,8 @@
 //! The full tiles of a GEMM deeper than KC (a standard 3x3 convolution over 128+ channels, the
 //! Conv MobileNet baseline) take the lean loop too, block by block (`lean_tiles` with the block
 //! flags read from the call; the general tile did them before): Cascade Lake, the same kind of
-//! runs, std04-std05 77-79 -> 83-87% of peak, std06-std11 66-69 -> 70-72; std03, one block,
-//! 79 -> 89 in the same runs; the single-block layers level.
+//! runs, std03-std05 (K = 1152-2304) 77-80 -> 83-89% of peak, std06-std11 66-69 -> 70-72; the
+//! single-block layers (std01, std02, the pointwise ones) level.
 //!
 //! The general tile's depth loop (unrolled by 4, 93 instructions, no spills) runs at 24.0 cycles
 //! per 48 FMAs in `llvm-mca -mcpu=znver3`: the FMA bound.
