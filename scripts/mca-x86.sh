@@ -78,11 +78,15 @@ for r in "${regions[@]}"; do
 done
 
 printf '\n%-15s %-28s %8s %8s %5s %6s %9s %9s\n' cpu loop instr cyc/iter fma loads loads/fma fma-util
+avx2_regions=()
+for r in "${regions[@]}"; do
+  [[ $r == *_avx2 ]] && avx2_regions+=("$r")
+done
+# Every loop on MCA_CPUS, the AVX2 loops only on the AVX2-only CPUs.
 for cpu in $avx2_cpus $cpus; do
-  for r in "${regions[@]}"; do
-    case "$r:$avx2_cpus" in
-      *avx512:*"$cpu"*) continue ;; # an AVX2-only CPU: no AVX-512 loops
-    esac
+  loops=("${regions[@]}")
+  [[ " $avx2_cpus " == *" $cpu "* ]] && loops=("${avx2_regions[@]}")
+  for r in "${loops[@]}"; do
     "$mca" -mcpu="$cpu" -iterations=500 "$work/$r.s" >"$work/$r.$cpu.txt" 2>&1 || {
       cat "$work/$r.$cpu.txt" >&2
       exit 1

@@ -133,8 +133,8 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
     // is rows `r .. r + t.m` of them (`r + t.m <= call.m`), and each instance reads and writes
     // only rows `< M == t.m` and (masked) columns `< t.n`.
     unsafe {
-        // The common case (whole 16-column panel, the GEMM's only KC block) takes the lean loop;
-        // the other tiles get the segment depth as a constant only for RGB (a 3x3 convolution
+        // Full tiles of a whole 16-column panel take the lean loop (any KC block); the other
+        // tiles get the segment depth as a constant only for RGB (a 3x3 convolution
         // over 3 channels reads A in segments of 9 floats).
         let mut r = if call.n == NR && full > 0 && !(call.first_k_block && call.last_k_block) {
             // A GEMM deeper than KC (a standard 3x3 convolution over 128+ channels): its full
@@ -259,7 +259,14 @@ unsafe fn lean_tiles<const KS: usize, const BLOCKS: bool>(t: &GemmTile, count: u
                     mca_marker!("BEGIN gemm_f32_6x16_avx2");
                 }
                 // SAFETY: steps `8 chunk .. 8 chunk + 8 <= ks` of segment `s` (see above).
-                unsafe { eight_steps(&mut acc, sa.wrapping_add(chunk * 8), lda, sb, chunk) };
+                unsafe {
+                    eight_steps(
+                        &mut acc,
+                        sa.wrapping_add(chunk * 8),
+                        lda,
+                        sb.wrapping_add(chunk * 8 * NR),
+                    )
+                };
                 #[cfg(feature = "mca-markers")]
                 if KS == 0 {
                     mca_marker!("END gemm_f32_6x16_avx2");
@@ -310,7 +317,7 @@ macro_rules! asm_step {
 
 /// Eight depth steps of a full 6 x 16 tile in one `asm!` block: `acc[i] += A(i, q) * B(q)` for
 /// `q < 8`, in order, the same FMAs as eight `depth_step!`s (so the same bits). A row `i` starts
-/// at `a + i * lda`, the 8 B rows (16 floats each) at `b + chunk * 8 * NR`.
+/// at `a + i * lda`, the 8 B rows (16 floats each) at `b`.
 ///
 /// Why assembly: LLVM's code for the same steps (8 steps, 170 instructions: row addresses in a
 /// chain of `lea`s, index registers in the broadcasts) ran at 82-85% of the FMA peak with A and
@@ -321,20 +328,14 @@ macro_rules! asm_step {
 /// # Safety
 ///
 /// AVX2 and FMA are available; `a + i * lda + q` is readable for rows `i < 6` and `q < 8`, and
-/// `b + (chunk * 8 + q) * NR` for `NR` floats for `q < 8`.
+/// `b .. b + 8 * NR`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn eight_steps(
-    acc: &mut [[__m256; 2]; MR],
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    chunk: usize,
-) {
+unsafe fn eight_steps(acc: &mut [[__m256; 2]; MR], a: *const f32, lda: usize, b: *const f32) {
     let (a0, lda_bytes) = (a as usize, lda * 4);
     let [[l0, h0], [l1, h1], [l2, h2], [l3, h3], [l4, h4], [l5, h5]] = acc;
     // SAFETY: AVX2 + FMA (the caller's contract; `ymm_reg` operands). The block reads the 8 B
-    // rows at `b + chunk * 8 * NR` (0 .. 512 bytes) and A elements `(i, q)` at `a0 + i * lda +
+    // rows at `b` (0 .. 512 bytes) and A elements `(i, q)` at `a0 + i * lda +
     // 4q` bytes for rows `i < 6` and `q < 8`: readable by the contract. It writes only its
     // register operands, no flags, no stack.
     unsafe {
@@ -347,7 +348,7 @@ unsafe fn eight_steps(
             asm_step!("20", "320", "352"),
             asm_step!("24", "384", "416"),
             asm_step!("28", "448", "480"),
-            b = in(reg) b.wrapping_add(chunk * 8 * NR),
+            b = in(reg) b,
             a0 = in(reg) a0,
             a3 = in(reg) a0 + 3 * lda_bytes,
             lda = in(reg) lda_bytes,
