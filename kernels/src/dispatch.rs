@@ -182,7 +182,10 @@ impl Kernels {
     /// 5 us parts after a pause took 20.4 us from outside, 10.3-10.7 us inside, 5.8 us inside with
     /// the workers kept awake. An engine running a whole network on several threads should run
     /// each inference this way. The other workers use their cores until `f` returns, so keep
-    /// long serial work (loading, preprocessing) outside it. A panic in `f` reaches the caller.
+    /// long serial work (loading, preprocessing) outside it. `f` starts once every worker is
+    /// polling (after the slowest wake-up). Calls from several threads at once on the same
+    /// thread count, and calls nested in `f`, are allowed (they share the pool; a nested call's
+    /// workers are the outer call's). A panic in `f` reaches the caller.
     pub fn run_in_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         crate::threading::in_pool(self.threads, f)
     }

@@ -4,7 +4,8 @@
 //! output element is computed by exactly one part, in the same order whatever the thread count,
 //! so results are bit-identical for any `threads`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
@@ -38,44 +39,97 @@ fn pool(threads: usize) -> Arc<ThreadPool> {
 /// a moment of imbalance finds them running, not asleep (`Kernels::run_in_pool` has the
 /// measurements). The workers burn their cores while `f` runs, as OpenMP runtimes do for a
 /// while after each parallel region.
+///
+/// A kept-awake worker blocks until `f` returns, so it must never run on top of a part of `f`
+/// (or of anything `f` waits for) on its thread's stack: that part could not resume until `f`
+/// returned, and `f` waits for it. Rayon runs the keep-awake job on a worker whenever that
+/// worker looks for work, also while it waits inside another job, and a worker that looked just
+/// before the job was queued can steal one of `f`'s parts first. That deadlocked (on a 16-core
+/// VM, within a few hundred inferences; `tests/run_parts.rs` hits it in seconds on 2 cores).
+/// Two rules close it:
+/// - `f` starts only once every worker has entered its keep-awake job, so none of `f`'s parts
+///   can be below one (the caller keeps taking work while it waits, so callers of the pool on
+///   other threads and nested calls progress);
+/// - a keep-awake job that starts on a thread already inside `in_pool` (as a caller or kept
+///   awake, e.g. two threads calling it on the same pool, or a nested call) returns at once:
+///   only one frame per thread ever blocks on a `done` flag, at the bottom of the stack.
 pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     if threads <= 1 {
         return f();
     }
     pool(threads).install(|| {
+        let _frame = PoolFrame::enter();
         let done = AtomicBool::new(false);
-        let caller = rayon::current_thread_index();
+        let entered = AtomicUsize::new(0);
         let mut out = None;
         rayon::in_place_scope(|s| {
-            s.spawn_broadcast(|_, ctx| {
-                // The caller's own copy returns at once: it is busy running `f` (and must not
-                // wait for `f` from inside it).
-                if Some(ctx.index()) == caller {
+            s.spawn_broadcast(|_, _| {
+                entered.fetch_add(1, Ordering::AcqRel);
+                // The caller's own copy, or a thread already in a pool frame: not at the
+                // bottom of its stack, so it must not block (see above).
+                if IN_POOL_FRAME.get() {
                     return;
                 }
-                let mut idle = 0u32;
-                while !done.load(Ordering::Acquire) {
-                    if rayon::yield_now() == Some(rayon::Yield::Executed) {
-                        idle = 0;
-                    } else {
-                        idle = idle.wrapping_add(1);
-                        // Now and then give the core to the OS: with more threads than free
-                        // cores, pure spinning starves the workers that have parts to run.
-                        if idle.is_multiple_of(IDLE_POLLS_PER_OS_YIELD) {
-                            std::thread::yield_now();
-                        } else {
-                            std::hint::spin_loop();
-                        }
-                    }
-                }
+                let _frame = PoolFrame::enter();
+                poll_until(&done);
             });
             // Set `done` however `f` ends (a panic too), so the scope's wait for the other
             // workers ends.
             let _release = SetOnDrop(&done);
+            // Every worker (this one too: its copy returns at once) inside its keep-awake job
+            // before `f` makes any part to steal.
+            let mut idle = 0u32;
+            while entered.load(Ordering::Acquire) < threads {
+                idle = poll_once(idle);
+            }
             out = Some(f());
         });
         out.expect("f ran inside the scope")
     })
+}
+
+/// Keeps this worker taking the pool's work until `done` is set.
+fn poll_until(done: &AtomicBool) {
+    let mut idle = 0u32;
+    while !done.load(Ordering::Acquire) {
+        idle = poll_once(idle);
+    }
+}
+
+/// Runs one job of the pool if there is one (returns 0), else waits a moment (returns `idle +
+/// 1`): spinning, and now and then giving the core to the OS, since with more threads than free
+/// cores pure spinning starves the workers that have parts to run.
+fn poll_once(idle: u32) -> u32 {
+    if rayon::yield_now() == Some(rayon::Yield::Executed) {
+        return 0;
+    }
+    let idle = idle.wrapping_add(1);
+    if idle.is_multiple_of(IDLE_POLLS_PER_OS_YIELD) {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
+    idle
+}
+
+thread_local! {
+    /// Whether this thread is inside `in_pool`, as its caller or kept awake by it.
+    static IN_POOL_FRAME: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as inside `in_pool` until dropped (then restores what it was).
+struct PoolFrame(bool);
+
+impl PoolFrame {
+    fn enter() -> PoolFrame {
+        PoolFrame(IN_POOL_FRAME.replace(true))
+    }
+}
+
+impl Drop for PoolFrame {
+    fn drop(&mut self) {
+        IN_POOL_FRAME.set(self.0);
+    }
 }
 
 /// Idle polls of a kept-awake worker between two yields of its core to the OS.

@@ -113,3 +113,81 @@ fn a_panic_inside_the_pool_reaches_the_caller_and_the_pool_still_works() {
         assert_eq!((r, total.load(Ordering::Relaxed)), (Ok(()), 55));
     }
 }
+
+/// Runs `f` on its own thread and fails if it has not returned within `limit` (a deadlock
+/// would otherwise hang the test run; the stuck threads end with the test process).
+fn within(limit: std::time::Duration, what: &str, f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(()) => {}
+        Err(e) => panic!("{what}: not done within {limit:?} ({e}): deadlocked?"),
+    }
+}
+
+/// One inference-like call: three operators of 40 parts each inside `run_in_pool`; checks that
+/// every part ran.
+fn three_operators_in_the_pool(k: &Kernels) {
+    let total = AtomicUsize::new(0);
+    let r: Result<(), ()> = k.run_in_pool(|| {
+        for _ in 0..3 {
+            k.run_parts((1..=40).collect(), |i: usize| {
+                let mut x = i;
+                for _ in 0..200 {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+                std::hint::black_box(x);
+                total.fetch_add(i, Ordering::Relaxed);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    });
+    assert_eq!((r, total.load(Ordering::Relaxed)), (Ok(()), 3 * 820));
+}
+
+/// Many short calls of `run_in_pool` in a row, as a network's inferences are. A worker that
+/// stole a part before entering its keep-awake job, and entered that job while waiting inside
+/// the part, deadlocked the pool (first seen on a 16-core VM; here within seconds on 2 cores).
+#[test]
+fn many_calls_in_the_pool_never_deadlock() {
+    within(std::time::Duration::from_secs(60), "calls in a row", || {
+        for threads in [2, 3, 4, 8, 16] {
+            let k = portable(threads);
+            for _ in 0..2000 {
+                three_operators_in_the_pool(&k);
+            }
+        }
+    });
+}
+
+/// Two threads calling `run_in_pool` on the same pool at once, one of them with a nested call:
+/// each thread's keep-awake jobs must not block the other's parts.
+#[test]
+fn concurrent_and_nested_calls_in_the_pool_never_deadlock() {
+    within(
+        std::time::Duration::from_secs(60),
+        "concurrent calls",
+        || {
+            for threads in [2, 4, 8] {
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        let k = portable(threads);
+                        for _ in 0..500 {
+                            three_operators_in_the_pool(&k);
+                        }
+                    });
+                    s.spawn(|| {
+                        let k = portable(threads);
+                        for _ in 0..500 {
+                            k.run_in_pool(|| three_operators_in_the_pool(&k));
+                        }
+                    });
+                });
+            }
+        },
+    );
+}
