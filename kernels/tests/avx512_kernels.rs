@@ -23,7 +23,7 @@ const ACTIVATIONS: [Activation; 4] = [
 
 /// For each AVX-512 GEMM kernel: m = 1..=MR (each tile instance) and MR + m (a full tile then an
 /// edge tile); n around NR (one or two panels, full or masked, both halves of a two-vector tile);
-/// k around the unroll and past KC.
+/// k around the unroll and past KC (two and three blocks).
 fn gemm_tiles(k: Kernels) {
     let kernels: Vec<_> = sepconv::registry::gemm_kernels(Isa::Avx512).collect();
     let names: Vec<_> = kernels.iter().map(|g| g.name).collect();
@@ -49,8 +49,13 @@ fn gemm_tiles(k: Kernels) {
         ns.dedup();
         for m in (1..=mr).chain([mr + 1, mr + mr / 2, 2 * mr]) {
             for &n in &ns {
-                for depth in [1, 7, 8, 9, 17, kc + 9] {
+                // Past KC: two blocks (the first from the bias, the last clamps), and three (a
+                // middle block starts from C and stores unclamped).
+                for depth in [1, 7, 8, 9, 17, kc + 9, 2 * kc + 3] {
                     if depth > kc && !(m == mr || m == mr + mr / 2 || m == 3) {
+                        continue;
+                    }
+                    if depth > 2 * kc && m != mr + mr / 2 {
                         continue;
                     }
                     i += 1;
