@@ -11,7 +11,10 @@
 //!
 //! Each run of pixels is its own GEMM call, which streams all of B, so rows are read in place
 //! only where re-reading B for the border runs costs less than copying the three rows (the stem,
-//! whose B is 27 x 32, but not Conv MobileNet's wide layers).
+//! whose B is 27 x 32, but not Conv MobileNet's wide layers). Where B is larger than an L2, a
+//! thread's rows go panel-major instead: their padded input rows copied once, then each NR-column
+//! panel of B through every row's GEMM (`Kernels::panel_major`), so B comes from memory once per
+//! band of rows instead of once per row.
 //!
 //! The other pixels (a run at each end of the row, in the left/right padding), every pixel of the
 //! rows in the top/bottom padding, inputs with gaps between pixels, and whole rows where the
@@ -41,7 +44,7 @@ use std::ops::Range;
 
 use crate::dwconv::expect;
 use crate::error::Result;
-use crate::gemm::{gemm, GemmShape, Segments, MIN_MACS_PER_THREAD};
+use crate::gemm::{gemm, gemm_panels, GemmShape, Segments, MIN_MACS_PER_THREAD};
 use crate::pack::{pack_conv3x3, ConvWeights, WeightLayout};
 use crate::params::Conv3x3Params;
 use crate::tensor::{TensorView, TensorViewMut};
@@ -125,11 +128,49 @@ impl Kernels {
             stride: s,
             pad_left: g.pad_left,
             ldc: os.pixel,
+            out_w: o.w,
         };
+        // Rows through copies with a B of an L2 or more (Conv MobileNet's std05-std13):
+        // panel-major over the band's rows (see `panel_major`).
+        let b_bytes = 9 * i.c * o.c * std::mem::size_of::<f32>();
+        let panel_major = in_place_cols.is_none() && b_bytes > PANEL_MAJOR_B_BYTES;
 
         run_bands(self.threads, threads, output.data, rows, |part| {
             WINDOW_ROWS.with(|buf| {
                 let mut buf = buf.borrow_mut();
+                if panel_major {
+                    // Runs of up to `PANEL_MAJOR_ROWS` rows of one image (a band may span two),
+                    // gathered on the stack: an inference allocates nothing.
+                    let mut run = [const { None }; PANEL_MAJOR_ROWS];
+                    let mut len = 0;
+                    for (row, out) in part {
+                        let same_image = matches!(&run[0], Some(((n, _), _)) if *n == row.0);
+                        if len == PANEL_MAJOR_ROWS || (len > 0 && !same_image) {
+                            self.panel_major(
+                                &window,
+                                weights,
+                                g.pad_top,
+                                &mut run[..len],
+                                &mut buf,
+                                (min, max),
+                            );
+                            len = 0;
+                        }
+                        run[len] = Some((row, out));
+                        len += 1;
+                    }
+                    if len > 0 {
+                        self.panel_major(
+                            &window,
+                            weights,
+                            g.pad_top,
+                            &mut run[..len],
+                            &mut buf,
+                            (min, max),
+                        );
+                    }
+                    return;
+                }
                 if buf.len() < 3 * max_row_len {
                     buf.resize(3 * max_row_len, 0.0);
                 }
@@ -165,6 +206,73 @@ impl Kernels {
     }
 }
 
+/// B bytes (`9 cin cout` floats) above which rows through copies go panel-major: an L2 or more
+/// (512 KiB on Zen 3, 1-2 MiB on Intel server cores). Conv MobileNet 1.0-224 on a Cascade Lake
+/// core, each layer both ways alternating in one process (median time ratio, panel-major over
+/// row by row; AVX2 / AVX-512): std03 and std04 (B 576 KiB, 1.1 MiB) 1.01 / 1.01 and 1.02-1.03 /
+/// 0.99-1.00, so they stay row by row; std05 (2.3 MiB) 0.99 / 0.97, std06 (4.5 MiB) 0.99 / 0.93,
+/// std07-std11 (9 MiB) 0.89 / 0.75-0.90, std12 (18 MiB, stride 2) 0.72 / 0.54, std13 (36 MiB)
+/// 0.75 / 0.57.
+const PANEL_MAJOR_B_BYTES: usize = 2 << 20;
+
+/// An output row `(image, row)` and its piece of the output.
+type OutRow<'a> = ((usize, usize), &'a mut [f32]);
+
+/// Most output rows per panel-major run: B is read once per run (Conv MobileNet's std05-std13
+/// have 7-28 rows; a 56-row band would take four runs).
+const PANEL_MAJOR_ROWS: usize = 16;
+
+impl Kernels {
+    /// Output rows `run` (consecutive rows of one image, each with its piece of the output; all
+    /// `Some`)
+    /// through copies, panel-major: the padded input rows under all of them are copied once into
+    /// `buf`, then for each NR-column panel of B, each row's GEMM on that panel. Row by row, each
+    /// row's GEMM streamed all of B (up to 36 MiB, from L3 or DRAM) for one row of pixels (7-14
+    /// here); panel-major, a panel (`9 cin x NR` floats) is read once per run of rows and stays
+    /// in L2 while the rows use it. Each output element is the same tile's sum over the same KC
+    /// blocks as row by row (the GEMM's tiles do not depend on which columns a call covers).
+    fn panel_major(
+        &self,
+        window: &Window<'_, '_>,
+        weights: &ConvWeights,
+        pad_top: usize,
+        run: &mut [Option<OutRow<'_>>],
+        buf: &mut Vec<f32>,
+        (min, max): (f32, f32),
+    ) {
+        let (input, s) = (window.input, window.stride);
+        let Some(((n, oy0), _)) = run[0] else {
+            return;
+        };
+        let ow = window.out_w;
+        let all = 0..ow;
+        // Padded input rows `oy0 * s - pad_top ..` (with the top/bottom padding as zero rows),
+        // `row_len` floats each, one after the other.
+        let row_len = ((ow - 1) * s + 3) * input.shape.c;
+        let rows_in = (run.len() - 1) * s + 3;
+        if buf.len() < rows_in * row_len {
+            buf.resize(rows_in * row_len, 0.0);
+        }
+        let x0 = -(window.pad_left as isize);
+        for (r, dst) in buf[..rows_in * row_len]
+            .chunks_exact_mut(row_len)
+            .enumerate()
+        {
+            padded_row(input, n, (oy0 * s + r).wrapping_sub(pad_top), x0, dst);
+        }
+        let nr = self.gemm.nr;
+        for jr in (0..weights.b.n).step_by(nr) {
+            let cols = jr..(jr + nr).min(weights.b.n);
+            for (r, (_, out)) in run.iter_mut().flatten().enumerate() {
+                // Output row `oy0 + r` reads padded rows `r * s .. r * s + 3`.
+                let a = &buf[r * s * row_len..rows_in * row_len];
+                let shape = window.shape(all.len(), row_len);
+                gemm_panels(self.gemm, shape, a, &weights.b, cols.clone(), out, min, max);
+            }
+        }
+    }
+}
+
 /// How the 3x3 windows of a run of output pixels map onto the input, for the implicit GEMM.
 struct Window<'a, 'b> {
     input: &'a TensorView<'b>,
@@ -172,6 +280,8 @@ struct Window<'a, 'b> {
     pad_left: usize,
     /// Output pixel stride (the GEMM's `ldc`).
     ldc: usize,
+    /// Output row width (pixels).
+    out_w: usize,
 }
 
 impl Window<'_, '_> {

@@ -326,6 +326,31 @@ fn conv_edges(k: Kernels) {
                 cases::conv3x3(kv, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
             }
         }
+        // B over 2 MiB (9 x 250 x 236 floats): rows through copies go panel-major (each NR
+        // panel of B over all of a band's rows); two images in one band, the last panel
+        // partial, the top/bottom padding rows and asymmetric padding.
+        for (i, padding) in [Padding::Same, explicit(2, 0, 1, 2)]
+            .into_iter()
+            .enumerate()
+        {
+            for stride in [1, 2] {
+                let case = Case {
+                    stride,
+                    padding,
+                    act: ACTIVATIONS[(i + stride) % 4],
+                    in_gap: i,
+                    out_gap: stride - 1,
+                    ..Case::new(2, 3, 3, 250, 236)
+                };
+                cases::conv3x3(kv, &case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            }
+        }
+        // More rows than one panel-major run takes (16): two runs in one image.
+        let tall = Case {
+            act: Activation::Relu,
+            ..Case::new(1, 18, 1, 250, 236)
+        };
+        cases::conv3x3(kv, &tall).unwrap_or_else(|e| panic!("{tall:?}: {e}"));
     }
 }
 
@@ -408,7 +433,7 @@ fn nan_inf_propagate(k: Kernels) {
 
 /// Results are bit-identical for threads 1..=4 (each element is computed by one thread in one order).
 fn threads_identical(k: Kernels) {
-    let ops: [(CaseFn, Case); 9] = [
+    let ops: [(CaseFn, Case); 10] = [
         (cases::depthwise, Case::new(2, 29, 31, 37, 37)),
         // One or two output rows per thread (a channel tail, padded pixels, stride 2, and 4 KiB
         // pixel strides read through skewed copies).
@@ -435,6 +460,8 @@ fn threads_identical(k: Kernels) {
                 ..Case::new(2, 19, 23, 6, 40)
             },
         ),
+        // B over 2 MiB: panel-major bands of rows.
+        (cases::conv3x3, Case::new(2, 5, 3, 250, 236)),
         (cases::fully_connected, Case::new(5, 2, 2, 300, 130)),
     ];
     for (op, case) in ops {

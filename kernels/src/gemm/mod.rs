@@ -127,6 +127,55 @@ pub(crate) fn gemm(
     min: f32,
     max: f32,
 ) {
+    let (m, k, n, mr, nr) = (shape.m, b.k, b.n, kernel.mr, kernel.nr);
+    let call = checked_call(kernel, shape, a, b, c, min, max);
+    let macs = m.saturating_mul(k).saturating_mul(n);
+    let want = (macs / MIN_MACS_PER_THREAD).clamp(1, threads.max(1));
+    let (tm, tn) = grid(m.div_ceil(mr), n.div_ceil(nr), want, mr, nr);
+    if tm * tn <= 1 {
+        gemm_block(&call, 0..m, 0..n);
+        return;
+    }
+    let (rows, cols) = (split_even(m, tm, mr), split_even(n, tn, nr));
+    let blocks: Vec<_> = rows
+        .iter()
+        .flat_map(|r| cols.iter().map(move |j| (r.clone(), j.clone())))
+        .collect();
+    run_parts(threads, blocks, |(r, j)| gemm_block(&call, r, j));
+}
+
+/// The GEMM on columns `cols` of C only (panels of B `cols.start / NR ..`; `cols.start` a multiple
+/// of NR), on the calling thread: for drivers that walk B panel by panel over several calls
+/// (each panel then comes from memory once for all of them), computed exactly as `gemm` computes
+/// those columns.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_panels(
+    kernel: &GemmKernel,
+    shape: GemmShape,
+    a: &[f32],
+    b: &PackedB,
+    cols: std::ops::Range<usize>,
+    c: &mut [f32],
+    min: f32,
+    max: f32,
+) {
+    assert!(cols.start.is_multiple_of(kernel.nr) && cols.start < cols.end && cols.end <= b.n);
+    let m = shape.m;
+    let call = checked_call(kernel, shape, a, b, c, min, max);
+    gemm_block(&call, 0..m, cols);
+}
+
+/// Checks that `a`, `b` and `c` hold the extents `shape` says (with `assert!`: the unsafe kernel
+/// calls rely on them) and bundles the call for [`gemm_block`].
+fn checked_call<'a>(
+    kernel: &'a GemmKernel,
+    shape: GemmShape,
+    a: &'a [f32],
+    b: &'a PackedB,
+    c: &'a mut [f32],
+    min: f32,
+    max: f32,
+) -> GemmCall<'a> {
     let GemmShape {
         m,
         lda,
@@ -152,7 +201,7 @@ pub(crate) fn gemm(
         "B too short"
     );
 
-    let call = GemmCall {
+    GemmCall {
         kernel,
         shape,
         a,
@@ -163,20 +212,7 @@ pub(crate) fn gemm(
         },
         min,
         max,
-    };
-    let macs = m.saturating_mul(k).saturating_mul(n);
-    let want = (macs / MIN_MACS_PER_THREAD).clamp(1, threads.max(1));
-    let (tm, tn) = grid(m.div_ceil(mr), n.div_ceil(nr), want, mr, nr);
-    if tm * tn <= 1 {
-        gemm_block(&call, 0..m, 0..n);
-        return;
     }
-    let (rows, cols) = (split_even(m, tm, mr), split_even(n, tn, nr));
-    let blocks: Vec<_> = rows
-        .iter()
-        .flat_map(|r| cols.iter().map(move |j| (r.clone(), j.clone())))
-        .collect();
-    run_parts(threads, blocks, |(r, j)| gemm_block(&call, r, j));
 }
 
 /// The thread grid `(tm, tn)` for a C of `mt` row tiles (MR rows) and `nt` column panels (NR
