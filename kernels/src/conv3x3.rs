@@ -139,6 +139,9 @@ impl Kernels {
             WINDOW_ROWS.with(|buf| {
                 let mut buf = buf.borrow_mut();
                 if panel_major {
+                    let mut flush = |run: &mut [Option<OutRow<'_>>]| {
+                        self.panel_major(&window, weights, g.pad_top, run, &mut buf, (min, max));
+                    };
                     // Runs of up to `PANEL_MAJOR_ROWS` rows of one image (a band may span two),
                     // gathered on the stack: an inference allocates nothing.
                     let mut run = [const { None }; PANEL_MAJOR_ROWS];
@@ -146,29 +149,13 @@ impl Kernels {
                     for (row, out) in part {
                         let same_image = matches!(&run[0], Some(((n, _), _)) if *n == row.0);
                         if len == PANEL_MAJOR_ROWS || (len > 0 && !same_image) {
-                            self.panel_major(
-                                &window,
-                                weights,
-                                g.pad_top,
-                                &mut run[..len],
-                                &mut buf,
-                                (min, max),
-                            );
+                            flush(&mut run[..len]);
                             len = 0;
                         }
                         run[len] = Some((row, out));
                         len += 1;
                     }
-                    if len > 0 {
-                        self.panel_major(
-                            &window,
-                            weights,
-                            g.pad_top,
-                            &mut run[..len],
-                            &mut buf,
-                            (min, max),
-                        );
-                    }
+                    flush(&mut run[..len]);
                     return;
                 }
                 if buf.len() < 3 * max_row_len {
@@ -224,9 +211,8 @@ const PANEL_MAJOR_ROWS: usize = 16;
 
 impl Kernels {
     /// Output rows `run` (consecutive rows of one image, each with its piece of the output; all
-    /// `Some`)
-    /// through copies, panel-major: the padded input rows under all of them are copied once into
-    /// `buf`, then for each NR-column panel of B, each row's GEMM on that panel. Row by row, each
+    /// `Some`; none at all is a no-op) through copies, panel-major: the padded input rows under
+    /// all of them are copied once into `buf`, then for each NR-column panel of B, each row's GEMM on that panel. Row by row, each
     /// row's GEMM streamed all of B (up to 36 MiB, from L3 or DRAM) for one row of pixels (7-14
     /// here); panel-major, a panel (`9 cin x NR` floats) is read once per run of rows and stays
     /// in L2 while the rows use it. Each output element is the same tile's sum over the same KC
@@ -241,11 +227,11 @@ impl Kernels {
         (min, max): (f32, f32),
     ) {
         let (input, s) = (window.input, window.stride);
-        let Some(((n, oy0), _)) = run[0] else {
+        let Some(Some(((n, oy0), _))) = run.first() else {
             return;
         };
+        let (n, oy0) = (*n, *oy0);
         let ow = window.out_w;
-        let all = 0..ow;
         // Padded input rows `oy0 * s - pad_top ..` (with the top/bottom padding as zero rows),
         // `row_len` floats each, one after the other.
         let row_len = ((ow - 1) * s + 3) * input.shape.c;
@@ -266,7 +252,7 @@ impl Kernels {
             for (r, (_, out)) in run.iter_mut().flatten().enumerate() {
                 // Output row `oy0 + r` reads padded rows `r * s .. r * s + 3`.
                 let a = &buf[r * s * row_len..rows_in * row_len];
-                let shape = window.shape(all.len(), row_len);
+                let shape = window.shape(ow, row_len);
                 gemm_panels(self.gemm, shape, a, &weights.b, cols.clone(), out, min, max);
             }
         }
