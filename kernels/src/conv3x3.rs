@@ -18,8 +18,9 @@
 //!
 //! The other pixels (a run at each end of the row, in the left/right padding), every pixel of the
 //! rows in the top/bottom padding, inputs with gaps between pixels, and whole rows where the
-//! split does not pay go through a per-thread buffer: the three input rows under a run of pixels, copied and zero-padded, so the same
-//! segmented A applies with `row_len` as the segment stride:
+//! split does not pay go through a per-thread buffer: the three input rows under a run of
+//! pixels, copied and zero-padded, so the same segmented A applies with `row_len` as the segment
+//! stride:
 //!
 //! ```text
 //!  buffer (3 padded rows, row_len = ((pixels - 1) * stride + 3) * cin floats each):
@@ -212,11 +213,12 @@ const PANEL_MAJOR_ROWS: usize = 16;
 impl Kernels {
     /// Output rows `run` (consecutive rows of one image, each with its piece of the output; all
     /// `Some`; none at all is a no-op) through copies, panel-major: the padded input rows under
-    /// all of them are copied once into `buf`, then for each NR-column panel of B, each row's GEMM on that panel. Row by row, each
-    /// row's GEMM streamed all of B (up to 36 MiB, from L3 or DRAM) for one row of pixels (7-14
-    /// here); panel-major, a panel (`9 cin x NR` floats) is read once per run of rows and stays
-    /// in L2 while the rows use it. Each output element is the same tile's sum over the same KC
-    /// blocks as row by row (the GEMM's tiles do not depend on which columns a call covers).
+    /// all of them are copied once into `buf`, then for each NR-column panel of B, each row's
+    /// GEMM on that panel. Row by row, each row's GEMM streamed all of B (up to 36 MiB, from L3
+    /// or DRAM) for one row of pixels (7-14 here); panel-major, a panel (`9 cin x NR` floats) is
+    /// read once per run of rows and stays in L2 while the rows use it. Each output element is the
+    /// same tile's sum over the same KC blocks as row by row (the GEMM's tiles do not depend on
+    /// which columns a call covers).
     fn panel_major(
         &self,
         window: &Window<'_, '_>,
@@ -246,13 +248,12 @@ impl Kernels {
         {
             padded_row(input, n, (oy0 * s + r).wrapping_sub(pad_top), x0, dst);
         }
-        let nr = self.gemm.nr;
+        let (nr, shape) = (self.gemm.nr, window.shape(ow, row_len));
         for jr in (0..weights.b.n).step_by(nr) {
             let cols = jr..(jr + nr).min(weights.b.n);
             for (r, (_, out)) in run.iter_mut().flatten().enumerate() {
                 // Output row `oy0 + r` reads padded rows `r * s .. r * s + 3`.
                 let a = &buf[r * s * row_len..rows_in * row_len];
-                let shape = window.shape(ow, row_len);
                 gemm_panels(self.gemm, shape, a, &weights.b, cols.clone(), out, min, max);
             }
         }

@@ -71,45 +71,37 @@ pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> 
                     return;
                 }
                 let _frame = PoolFrame::enter();
-                poll_until(&done);
+                poll_while(|| !done.load(Ordering::Acquire));
             });
             // Set `done` however `f` ends (a panic too), so the scope's wait for the other
             // workers ends.
             let _release = SetOnDrop(&done);
             // Every worker (this one too: its copy returns at once) inside its keep-awake job
             // before `f` makes any part to steal.
-            let mut idle = 0u32;
-            while entered.load(Ordering::Acquire) < threads {
-                idle = poll_once(idle);
-            }
+            poll_while(|| entered.load(Ordering::Acquire) < threads);
             out = Some(f());
         });
         out.expect("f ran inside the scope")
     })
 }
 
-/// Keeps this worker taking the pool's work until `done` is set.
-fn poll_until(done: &AtomicBool) {
+/// Keeps this thread taking the pool's work while `busy()`: one job at a time when there is
+/// one, else spinning, and now and then giving the core to the OS, since with more threads than
+/// free cores pure spinning starves the workers that have parts to run.
+fn poll_while(busy: impl Fn() -> bool) {
     let mut idle = 0u32;
-    while !done.load(Ordering::Acquire) {
-        idle = poll_once(idle);
+    while busy() {
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            idle = 0;
+            continue;
+        }
+        idle = idle.wrapping_add(1);
+        if idle.is_multiple_of(IDLE_POLLS_PER_OS_YIELD) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
     }
-}
-
-/// Runs one job of the pool if there is one (returns 0), else waits a moment (returns `idle +
-/// 1`): spinning, and now and then giving the core to the OS, since with more threads than free
-/// cores pure spinning starves the workers that have parts to run.
-fn poll_once(idle: u32) -> u32 {
-    if rayon::yield_now() == Some(rayon::Yield::Executed) {
-        return 0;
-    }
-    let idle = idle.wrapping_add(1);
-    if idle.is_multiple_of(IDLE_POLLS_PER_OS_YIELD) {
-        std::thread::yield_now();
-    } else {
-        std::hint::spin_loop();
-    }
-    idle
 }
 
 thread_local! {
