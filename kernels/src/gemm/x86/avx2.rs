@@ -37,7 +37,9 @@
 //! the assembly runs at 90-97% (kernel alone, 24-96 rows, K = 64-512). Whole layers there
 //! (`report avx2/mbv1_a100_r224_`, builds alternating, three runs, median % of peak): pw03-pw11
 //! 80-85 -> 89-93, pw12/pw13 76-80 -> 87-89, pw02 82 -> 83-84; the stem (RGB, not this loop)
-//! level. Not measured on Zen 3 (no such machine since this change).
+//! level. Not measured on Zen 3 (no such machine since this change). A segment of 9 (RGB) is
+//! one block of nine steps (`nine_steps`): with its ninth step LLVM's, between blocks, the stem
+//! took 2-4% longer (Cascade Lake, the two alternating in one process: medians 0.96-0.98x).
 //!
 //! The full tiles of a GEMM deeper than KC (a standard 3x3 convolution over 128+ channels, the
 //! Conv MobileNet baseline) take the lean loop too, block by block (`lean_tiles` with the block
@@ -247,6 +249,11 @@ unsafe fn lean_tiles<const KS: usize, const BLOCKS: bool>(t: &GemmTile, count: u
             // (`GemmTile::segment`, `s < k / k_seg`), so each step below reads A element
             // `(i, s * k_seg + p)` and B row `s * k_seg + p`, both in bounds for `p < ks`.
             let ([sa], sb) = t.segment([a], s, NR);
+            if KS == RGB_SEGMENT {
+                // SAFETY: steps `0 .. 9 == ks` of segment `s` (see above).
+                unsafe { nine_steps(&mut acc, sa, lda, sb) };
+                continue;
+            }
             for chunk in 0..ks / 8 {
                 if KS == 0 && line < lines_end {
                     _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(line * NR) as *const i8);
@@ -315,6 +322,38 @@ macro_rules! asm_step {
     };
 }
 
+/// Depth steps of a full 6 x 16 tile in one `asm!` block, the templates given
+/// (`asm_step!`s): binds the operands `eight_steps` and `nine_steps` share.
+macro_rules! steps_block {
+    ($acc:ident, $a:ident, $lda:ident, $b:ident; $($step:expr),+) => {{
+        let (a0, lda_bytes) = ($a as usize, $lda * 4);
+        let [[l0, h0], [l1, h1], [l2, h2], [l3, h3], [l4, h4], [l5, h5]] = $acc;
+        // SAFETY: AVX2 + FMA (the caller's contract; `ymm_reg` operands). The block reads the
+        // B rows at `b` (64 bytes per step) and A elements `(i, q)` at `a0 + i * lda + 4q` bytes
+        // for rows `i < 6` and the block's steps `q`: readable by the contract. It writes only
+        // its register operands, no flags, no stack.
+        unsafe {
+            core::arch::asm!(
+                $($step),+,
+                b = in(reg) $b,
+                a0 = in(reg) a0,
+                a3 = in(reg) a0 + 3 * lda_bytes,
+                lda = in(reg) lda_bytes,
+                b0 = out(ymm_reg) _,
+                b1 = out(ymm_reg) _,
+                av = out(ymm_reg) _,
+                l0 = inout(ymm_reg) *l0, h0 = inout(ymm_reg) *h0,
+                l1 = inout(ymm_reg) *l1, h1 = inout(ymm_reg) *h1,
+                l2 = inout(ymm_reg) *l2, h2 = inout(ymm_reg) *h2,
+                l3 = inout(ymm_reg) *l3, h3 = inout(ymm_reg) *h3,
+                l4 = inout(ymm_reg) *l4, h4 = inout(ymm_reg) *h4,
+                l5 = inout(ymm_reg) *l5, h5 = inout(ymm_reg) *h5,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+    }};
+}
+
 /// Eight depth steps of a full 6 x 16 tile in one `asm!` block: `acc[i] += A(i, q) * B(q)` for
 /// `q < 8`, in order, the same FMAs as eight `depth_step!`s (so the same bits). A row `i` starts
 /// at `a + i * lda`, the 8 B rows (16 floats each) at `b`.
@@ -332,38 +371,39 @@ macro_rules! asm_step {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn eight_steps(acc: &mut [[__m256; 2]; MR], a: *const f32, lda: usize, b: *const f32) {
-    let (a0, lda_bytes) = (a as usize, lda * 4);
-    let [[l0, h0], [l1, h1], [l2, h2], [l3, h3], [l4, h4], [l5, h5]] = acc;
-    // SAFETY: AVX2 + FMA (the caller's contract; `ymm_reg` operands). The block reads the 8 B
-    // rows at `b` (0 .. 512 bytes) and A elements `(i, q)` at `a0 + i * lda +
-    // 4q` bytes for rows `i < 6` and `q < 8`: readable by the contract. It writes only its
-    // register operands, no flags, no stack.
-    unsafe {
-        core::arch::asm!(
-            asm_step!("0", "0", "32"),
-            asm_step!("4", "64", "96"),
-            asm_step!("8", "128", "160"),
-            asm_step!("12", "192", "224"),
-            asm_step!("16", "256", "288"),
-            asm_step!("20", "320", "352"),
-            asm_step!("24", "384", "416"),
-            asm_step!("28", "448", "480"),
-            b = in(reg) b,
-            a0 = in(reg) a0,
-            a3 = in(reg) a0 + 3 * lda_bytes,
-            lda = in(reg) lda_bytes,
-            b0 = out(ymm_reg) _,
-            b1 = out(ymm_reg) _,
-            av = out(ymm_reg) _,
-            l0 = inout(ymm_reg) *l0, h0 = inout(ymm_reg) *h0,
-            l1 = inout(ymm_reg) *l1, h1 = inout(ymm_reg) *h1,
-            l2 = inout(ymm_reg) *l2, h2 = inout(ymm_reg) *h2,
-            l3 = inout(ymm_reg) *l3, h3 = inout(ymm_reg) *h3,
-            l4 = inout(ymm_reg) *l4, h4 = inout(ymm_reg) *h4,
-            l5 = inout(ymm_reg) *l5, h5 = inout(ymm_reg) *h5,
-            options(nostack, readonly, preserves_flags),
-        );
-    }
+    steps_block!(acc, a, lda, b;
+        asm_step!("0", "0", "32"),
+        asm_step!("4", "64", "96"),
+        asm_step!("8", "128", "160"),
+        asm_step!("12", "192", "224"),
+        asm_step!("16", "256", "288"),
+        asm_step!("20", "320", "352"),
+        asm_step!("24", "384", "416"),
+        asm_step!("28", "448", "480")
+    )
+}
+
+/// Nine depth steps in one `asm!` block, as [`eight_steps`]: one segment of a 3x3 convolution
+/// over RGB ([`RGB_SEGMENT`]), whose ninth step would otherwise be LLVM's code between blocks.
+///
+/// # Safety
+///
+/// AVX2 and FMA are available; `a + i * lda + q` is readable for rows `i < 6` and `q < 9`, and
+/// `b .. b + 9 * NR`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn nine_steps(acc: &mut [[__m256; 2]; MR], a: *const f32, lda: usize, b: *const f32) {
+    steps_block!(acc, a, lda, b;
+        asm_step!("0", "0", "32"),
+        asm_step!("4", "64", "96"),
+        asm_step!("8", "128", "160"),
+        asm_step!("12", "192", "224"),
+        asm_step!("16", "256", "288"),
+        asm_step!("20", "320", "352"),
+        asm_step!("24", "384", "416"),
+        asm_step!("28", "448", "480"),
+        asm_step!("32", "512", "544")
+    )
 }
 
 /// The last `t.m < 6` rows of a call: the register tile instance with exactly that many rows
