@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# sepconv's MobileNet v1 1.0-224 (batch 1, one thread) beside XNNPACK and ONNX Runtime on this
+# machine, in alternating rounds: `sepconv-bench mobilenet` on AVX2 (and AVX-512 where the CPU
+# has it), then scripts/baselines-mobilenet-v1.py as the libraries find the CPU, then, on an
+# AVX-512 CPU with CPUID faulting, the same script with AVX-512 hidden from CPUID
+# (scripts/hide-avx512.c), so the libraries run their AVX2 kernels: the like-for-like baseline
+# for sepconv's AVX2 build. Ends with the per-round ratios (sepconv median / the faster library's
+# median on the same ISA) and their median.
+#
+#   python3 -m venv /tmp/venv
+#   /tmp/venv/bin/pip install ai-edge-litert tflite onnx onnxruntime numpy
+#   PYTHON=/tmp/venv/bin/python scripts/compare-mobilenet-libraries.sh [ROUNDS] [RUNS] | tee LOG
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+runs=${2:-200}
+py=${PYTHON:-python3}
+cargo build --release -q -p sepconv-bench
+bench=target/release/sepconv-bench
+isas=avx2
+hide=""
+if grep -qw avx512f /proc/cpuinfo; then
+    isas="avx2 avx512"
+    if grep -qw cpuid_fault /proc/cpuinfo; then
+        hide=target/hide-avx512.so
+        cc -O2 -Wall -shared -fPIC -o "$hide" scripts/hide-avx512.c
+    else
+        echo "no cpuid_fault: the libraries cannot be held to AVX2 here"
+    fi
+fi
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) CPUs;" \
+    "sepconv $(git rev-parse --short HEAD)"
+log=$(mktemp)
+for r in $(seq "$rounds"); do
+    echo "== round $r $(date -u +%T)"
+    for isa in $isas; do
+        "$bench" mobilenet --isa "$isa" --runs "$runs" 2>&1 | grep -E "end-to-end|^FMA peak" |
+            sed "s/^/sepconv $isa: /"
+    done
+    "$py" scripts/baselines-mobilenet-v1.py --runs "$runs" 1 2>&1 | grep -E "thread|agree" |
+        sed "s/^/libraries as-is: /"
+    if [ -n "$hide" ]; then
+        LD_PRELOAD=$PWD/$hide "$py" scripts/baselines-mobilenet-v1.py --runs "$runs" 1 2>&1 |
+            grep -E "thread|agree|hide" | sed "s/^/libraries avx2: /"
+    fi
+done | tee "$log"
+"$py" - "$log" <<'EOF'
+import re, statistics, sys
+rounds, cur = [], None
+for line in open(sys.argv[1]):
+    if line.startswith("== round"):
+        cur = {}
+        rounds.append(cur)
+        continue
+    m = re.search(r"sepconv (\w+): end-to-end.*median ([\d.]+) ms", line)
+    if m:
+        cur["sepconv " + m.group(1)] = float(m.group(2))
+    m = re.search(r"libraries (as-is|avx2): (XNNPACK|ONNX).*?thread\(s\): median\s+([\d.]+)", line)
+    if m:
+        key = "avx2" if m.group(1) == "avx2" else ("avx512" if "sepconv avx512" in cur else "avx2")
+        cur.setdefault("lib " + key, {})[m.group(2)] = float(m.group(3))
+print("\nper round: sepconv median / the faster library's median, same ISA")
+for isa in ("avx2", "avx512"):
+    ratios = [r["sepconv " + isa] / min(r["lib " + isa].values()) for r in rounds
+              if "sepconv " + isa in r and "lib " + isa in r]
+    if ratios:
+        print(f"  {isa}: " + " ".join(f"{x:.3f}" for x in ratios)
+              + f"  (median {statistics.median(ratios):.3f})")
+EOF
+rm -f "$log"
