@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# sepconv's MobileNet v1 1.0-224 (batch 1, one thread) beside XNNPACK and ONNX Runtime on this
+# sepconv's MobileNet v1 1.0-224 (batch 1, one thread by default) beside XNNPACK and ONNX Runtime on this
 # machine, in alternating rounds: `sepconv-bench mobilenet` on AVX2 (and AVX-512 where the CPU
 # has it), then scripts/baselines-mobilenet-v1.py as the libraries find the CPU, then, on an
 # AVX-512 CPU with CPUID faulting, the same script with AVX-512 hidden from CPUID
@@ -9,11 +9,12 @@
 #
 #   python3 -m venv /tmp/venv
 #   /tmp/venv/bin/pip install ai-edge-litert tflite onnx onnxruntime numpy
-#   PYTHON=/tmp/venv/bin/python scripts/compare-mobilenet-libraries.sh [ROUNDS] [RUNS] | tee LOG
+#   PYTHON=/tmp/venv/bin/python scripts/compare-mobilenet-libraries.sh [ROUNDS] [RUNS] [THREADS] | tee LOG
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 runs=${2:-200}
+threads=${3:-1}
 py=${PYTHON:-python3}
 cargo build --release -q -p sepconv-bench
 bench=target/release/sepconv-bench
@@ -29,18 +30,18 @@ if grep -qw avx512f /proc/cpuinfo; then
     fi
 fi
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) CPUs;" \
-    "sepconv $(git rev-parse --short HEAD)"
+    "sepconv $(git rev-parse --short HEAD); $threads thread(s)"
 log=$(mktemp)
 for r in $(seq "$rounds"); do
     echo "== round $r $(date -u +%T)"
     for isa in $isas; do
-        "$bench" mobilenet --isa "$isa" --runs "$runs" 2>&1 | grep -E "end-to-end|^FMA peak" |
+        "$bench" mobilenet --isa "$isa" --runs "$runs" --threads "$threads" 2>&1 | grep -E "end-to-end|^FMA peak" |
             sed "s/^/sepconv $isa: /"
     done
-    "$py" scripts/baselines-mobilenet-v1.py --runs "$runs" 1 2>&1 | grep -E "thread|agree" |
+    "$py" scripts/baselines-mobilenet-v1.py --runs "$runs" "$threads" 2>&1 | grep -E "thread|agree" |
         sed "s/^/libraries as-is: /"
     if [ -n "$hide" ]; then
-        LD_PRELOAD=$PWD/$hide "$py" scripts/baselines-mobilenet-v1.py --runs "$runs" 1 2>&1 |
+        LD_PRELOAD=$PWD/$hide "$py" scripts/baselines-mobilenet-v1.py --runs "$runs" "$threads" 2>&1 |
             grep -E "thread|agree|hide" | sed "s/^/libraries avx2: /"
     fi
 done | tee "$log"
