@@ -322,6 +322,22 @@ macro_rules! asm_step {
     };
 }
 
+/// The template of depth steps 0-7 (A at bytes 0-28 of each row, B rows 0-7 at 64 bytes each).
+macro_rules! first_eight_steps {
+    () => {
+        concat!(
+            asm_step!("0", "0", "32"),
+            asm_step!("4", "64", "96"),
+            asm_step!("8", "128", "160"),
+            asm_step!("12", "192", "224"),
+            asm_step!("16", "256", "288"),
+            asm_step!("20", "320", "352"),
+            asm_step!("24", "384", "416"),
+            asm_step!("28", "448", "480"),
+        )
+    };
+}
+
 /// Depth steps of a full 6 x 16 tile in one `asm!` block, the templates given
 /// (`asm_step!`s): binds the operands `eight_steps` and `nine_steps` share.
 macro_rules! steps_block {
@@ -371,16 +387,7 @@ macro_rules! steps_block {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn eight_steps(acc: &mut [[__m256; 2]; MR], a: *const f32, lda: usize, b: *const f32) {
-    steps_block!(acc, a, lda, b;
-        asm_step!("0", "0", "32"),
-        asm_step!("4", "64", "96"),
-        asm_step!("8", "128", "160"),
-        asm_step!("12", "192", "224"),
-        asm_step!("16", "256", "288"),
-        asm_step!("20", "320", "352"),
-        asm_step!("24", "384", "416"),
-        asm_step!("28", "448", "480")
-    )
+    steps_block!(acc, a, lda, b; first_eight_steps!())
 }
 
 /// Nine depth steps in one `asm!` block, as [`eight_steps`]: one segment of a 3x3 convolution
@@ -393,17 +400,7 @@ unsafe fn eight_steps(acc: &mut [[__m256; 2]; MR], a: *const f32, lda: usize, b:
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn nine_steps(acc: &mut [[__m256; 2]; MR], a: *const f32, lda: usize, b: *const f32) {
-    steps_block!(acc, a, lda, b;
-        asm_step!("0", "0", "32"),
-        asm_step!("4", "64", "96"),
-        asm_step!("8", "128", "160"),
-        asm_step!("12", "192", "224"),
-        asm_step!("16", "256", "288"),
-        asm_step!("20", "320", "352"),
-        asm_step!("24", "384", "416"),
-        asm_step!("28", "448", "480"),
-        asm_step!("32", "512", "544")
-    )
+    steps_block!(acc, a, lda, b; first_eight_steps!(), asm_step!("32", "512", "544"))
 }
 
 /// The last `t.m < 6` rows of a call: the register tile instance with exactly that many rows
