@@ -19,8 +19,6 @@ builtin kernels, to show that the default path is XNNPACK's. ONNX Runtime runs i
 (MLAS kernels, for the widest ISA this CPU has: AVX-512 where present).
 """
 import argparse
-import statistics
-import time
 
 import flatbuffers
 import numpy as np
@@ -29,6 +27,8 @@ import onnxruntime as ort
 import tflite
 from ai_edge_litert import interpreter as litert
 from onnx import TensorProto, helper, numpy_helper
+
+from timing import timed
 
 # (input channels, output channels, depthwise stride) of the 13 separable blocks.
 BLOCKS = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2)] \
@@ -257,17 +257,7 @@ def onnx_model(w):
     return model.SerializeToString()
 
 
-# ---------------------------------------------------------------- timing
-
-def timed(f, runs, warm=10):
-    for _ in range(warm):
-        f()
-    t = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        f()
-        t.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(t), min(t), max(t)
+# ---------------------------------------------------------------- runners
 
 
 def litert_runner(model, threads, xnnpack=True):

@@ -10,12 +10,12 @@ warm-up ones). Needs torch, onnx and onnxruntime (not a dependency of the Rust w
 
     python3 scripts/ort-mobilenet-v1.py 1 16      # thread counts
 """
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
+
+from timing import timed
 
 BLOCKS = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2)] \
     + [(512, 512, 1)] * 5 + [(512, 1024, 2), (1024, 1024, 1)]
@@ -27,17 +27,6 @@ def mobilenet_v1():
         layers += [nn.Conv2d(ci, ci, 3, s, 1, groups=ci), nn.ReLU6(), nn.Conv2d(ci, co, 1), nn.ReLU6()]
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1024, 1000), nn.Softmax(dim=1)]
     return nn.Sequential(*layers).eval()
-
-
-def timed(f, runs, warm=10):
-    for _ in range(warm):
-        f()
-    t = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        f()
-        t.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(t), min(t), max(t)
 
 
 def main():

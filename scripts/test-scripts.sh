@@ -15,6 +15,12 @@ for f in sys.argv[1:]:
     ast.parse(open(f).read(), f)
 print(f"{len(sys.argv) - 1} Python scripts parse")
 EOF
+# The timing helper the baseline scripts share runs (it needs nothing outside the standard library).
+python3 -c 'import sys; sys.path.insert(0, "scripts"); from timing import timed
+calls = []
+med, lo, hi = timed(lambda: calls.append(1), runs=5, warm=2)
+assert len(calls) == 7 and 0 <= lo <= med <= hi, (calls, med, lo, hi)
+print("timing.timed OK")'
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$tmp/hide-avx512.so" scripts/hide-avx512.c
