@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static performance model of the x86 inner loops (AVX2 and AVX-512) with llvm-mca (LLVM 22: older
 # CPU models are too old), for CPUs a given machine may not have: Zen 3 (AVX2: the CI machine the
-# AVX2 targets are written for), Skylake / Cascade Lake, Ice Lake-SP and Zen 4 (AVX-512).
+# AVX2 targets are written for), Skylake / Cascade Lake, Ice Lake-SP, Sapphire / Emerald Rapids
+# (Golden Cove) and Zen 4 (AVX-512).
 #
 # 1. Builds the kernels crate with `--features mca-markers --emit asm` (one codegen unit): the
 #    GEMM depth loops (each GEMM kernel's lean loop at a general depth) and the two depthwise
@@ -33,7 +34,7 @@ if ! command -v "$mca" >/dev/null; then
   . scripts/ci-common.sh
   apt_install llvm-22
 fi
-cpus="${MCA_CPUS:-skylake-avx512 icelake-server znver4}"
+cpus="${MCA_CPUS:-skylake-avx512 icelake-server sapphirerapids znver4}"
 avx2_cpus="${MCA_AVX2_CPUS:-znver3 skylake}"
 dir="${CARGO_TARGET_DIR:-target}/mca"
 work=${MCA_WORK:-$(mktemp -d)}

@@ -36,6 +36,19 @@
 //! the output sits at the input's offset modulo the 2 KiB pixel stride (probe, 14x14x512: 33%
 //! against 44%), as each group's loads follow the previous group's stores of the same tile.)
 //!
+//! # Register allocation at stride 2 on AVX2 (measured, not adopted)
+//!
+//! Inlined into the row loop beside the edge groups' code, the AVX2 stride-2 interior loop is
+//! 221-237 instructions per tile (16 registers for 8 accumulators, 6 taps and the inputs): LLVM
+//! spills the pixel stride and reloads it from the stack about 50 times per iteration while
+//! three callee-saved registers stay unused (stride 1: 166 instructions, no spills). Session 17
+//! ran each run of interior groups in an `#[inline(never)]` function of its own (one call per
+//! row): 170-175 instructions, 79 loads instead of 127; `llvm-mca` put it at 51 instead of 58
+//! cycles per tile on Zen 3 (FMA use 62 -> 70%) and level on Sapphire Rapids (61 cycles, bound
+//! by port 1: address arithmetic and the clamp). On an Emerald Rapids VM the report's AVX2
+//! depthwise rows were level to 1-2% slower (best samples, 11 alternating runs of the two
+//! builds), so it was not kept; it is worth measuring on Zen 3.
+//!
 //! # Borders and tails
 //!
 //! A group whose window reaches into the left/right zero padding, or which has fewer than `G`
