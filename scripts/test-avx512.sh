@@ -14,8 +14,9 @@
 #     forcing avx512 in a child process).
 # Bochs is single-threaded, so the boots run `AVX512_JOBS` at a time (default: one per CPU).
 # Fails when a boot fails or times out, prints SKIP, or runs no test.
-# Left out, for time: the portable and avx2 tests (they run natively in CI), the lib unit tests,
-# doctests and benches, and large proptest case counts (native runs use 300-1500 per op).
+# Left out, for time: the portable and avx2 tests (they run natively in CI), the lib unit tests
+# but those named `*avx512*`, doctests and benches, and large proptest case counts (native runs
+# use 300-1500 per op).
 #
 # Runtime. Each boot costs 10-25 s before the test starts. Until session 16 each binary ran in
 # one boot: on the 2-core Cascade Lake VM ops_vs_reference took 583-764 s in quiet phases, but
@@ -42,7 +43,6 @@ if [ -z "$run" ] || [ ! -x "$run" ]; then
 fi
 cases="${PROPTEST_CASES:-16}"
 timeout="${AVX512_TIMEOUT:-1200}"
-# Bochs runs on one core: one boot per core at once.
 jobs="${AVX512_JOBS:-$(nproc)}"
 target=x86_64-unknown-linux-gnu
 start=$(date +%s)
@@ -59,7 +59,7 @@ bins=$(cargo test --release --target "$target" -p sepconv --tests --no-run --mes
 
 # The jobs, one emulator boot each: api_errors and dispatch_env whole (cheap, mostly boot), and
 # every `*avx512*` test of the other binaries on its own, so each test has its own timeout and a
-# slow one cannot starve the rest of a binary. Bochs is single-threaded: JOBS boots run at once.
+# slow one cannot starve the rest of a binary.
 jobs_file=$(mktemp)
 while read -r name exe; do
   case "$name" in
@@ -108,16 +108,16 @@ while read -r name exe test; do
   label="$name ${test/#-/(all tests)}"
   rc=$(cat "$logdir/$n.rc" 2>/dev/null || echo "missing")
   passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$log" | tail -1)
+  why=""
   if [ "$rc" != 0 ]; then
-    echo "== avx512: $label FAILED (exit status $rc); its output:" >&2
-    cat "$log" >&2
-    failed=1
+    why="FAILED (exit status $rc)"
   elif grep -q SKIP "$log"; then
-    echo "== avx512: $label printed SKIP: a test did not really run; its output:" >&2
-    cat "$log" >&2
-    failed=1
+    why="printed SKIP: a test did not really run"
   elif [ "${passed:-0}" -eq 0 ]; then
-    echo "== avx512: $label ran no tests; its output:" >&2
+    why="ran no tests"
+  fi
+  if [ -n "$why" ]; then
+    echo "== avx512: $label $why; its output:" >&2
     cat "$log" >&2
     failed=1
   else
