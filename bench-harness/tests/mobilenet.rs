@@ -197,20 +197,27 @@ fn every_thread_count_gives_identical_outputs() {
 /// only pointwise / stem bands may round differently (short GEMM tiles on other pixels).
 #[test]
 fn fused_row_bands_match_the_reference_and_layer_by_layer() {
-    fused_against_reference(128, &[(2, 1), (4, 3), (8, 2), (27, 1), (27, 3)]);
+    fused_against_reference(128, false, &[(2, 1), (4, 3), (8, 2), (27, 1), (27, 3)]);
+}
+
+/// Conv MobileNet fused: standard 3x3 layers read their input rows out of the ring of the layer
+/// before (copied out where they wrap around it), at every band edge position of stride 2.
+#[test]
+fn fused_conv_mobilenet_rows() {
+    fused_against_reference(128, true, &[(4, 1), (6, 2), (14, 3)]);
 }
 
 /// At resolution 160 the last layers are 5x5: odd heights, and a stride-2 layer with padding
 /// on both sides (10 -> 5).
 #[test]
 fn fused_row_bands_at_odd_heights() {
-    fused_against_reference(160, &[(27, 2)]);
+    fused_against_reference(160, false, &[(27, 2)]);
 }
 
 /// [`fused_row_bands_match_the_reference_and_layer_by_layer`] at `resolution`, width 0.25, for
-/// each `(layers, band)`.
-fn fused_against_reference(resolution: usize, cases: &[(usize, usize)]) {
-    let net = network(25, resolution, false).unwrap();
+/// each `(layers, band)`, on MobileNet v1 or (`conv`) Conv MobileNet.
+fn fused_against_reference(resolution: usize, conv: bool, cases: &[(usize, usize)]) {
+    let net = network(25, resolution, conv).unwrap();
     let w = Weights::random(&net, 15);
     let folded = fold_network(&net, &w).unwrap();
     let convs = net
@@ -218,7 +225,7 @@ fn fused_against_reference(resolution: usize, cases: &[(usize, usize)]) {
         .iter()
         .take_while(|l| matches!(l.op, Op::Conv3x3 | Op::Depthwise3x3 | Op::Pointwise))
         .count();
-    assert_eq!(convs, 27);
+    assert_eq!(convs, if conv { 14 } else { 27 });
     for k in Kernels::available() {
         let mut plain = NetRunner::with_weights(k, &net, &w, 2).unwrap();
         let input = images(&plain, 16);

@@ -8,7 +8,8 @@
 //! * Weights are packed once per layer by a [`Kernels`] handle ([`Kernels::pack_depthwise3x3`],
 //!   [`Kernels::pack_pointwise`], [`Kernels::pack_conv3x3`], [`Kernels::pack_fully_connected`]) from
 //!   TensorFlow (HWIO) or ONNX/PyTorch (OIHW) layouts.
-//! * Operators are methods of [`Kernels`]: [`Kernels::depthwise3x3`], [`Kernels::pointwise`],
+//! * Operators are methods of [`Kernels`]: [`Kernels::depthwise3x3`] (and
+//!   [`Kernels::depthwise3x3_row`], one output row from three input rows), [`Kernels::pointwise`],
 //!   [`Kernels::conv3x3`], [`Kernels::global_avg_pool`], [`Kernels::fully_connected`], each with a
 //!   fused bias and [`Activation`].
 //! * Every bad input returns an [`Error`]; nothing a caller passes can cause undefined behaviour.
@@ -28,7 +29,9 @@
 //! whichever call computes it, so an engine that runs a depthwise layer in bands of output rows
 //! (the input rows the band needs as a view, [`Padding::Explicit`] with the layer's padding
 //! where the band touches a border; e.g. to feed each band straight into the next layer) gets
-//! the same bits as one call (tested: `depthwise_in_row_bands_gives_the_same_bits`). Pointwise
+//! the same bits as one call (tested: `depthwise_in_row_bands_gives_the_same_bits`), and so
+//! does one output row from [`Kernels::depthwise3x3_row`], its three input rows wherever the
+//! engine keeps them (a ring of rows: no copies to make the rows of a band adjacent). Pointwise
 //! and fully connected outputs can differ in the last bits when a pixel lands elsewhere in the
 //! GEMM's rows (another batch size, another range of pixels per call): the short register tile
 //! that takes a call's last rows (AVX2 1-3 rows, AVX-512 1-3 or 1-7 depending on the tile) splits

@@ -267,6 +267,70 @@ fn bad_activation() {
     );
 }
 
+/// `depthwise3x3_row`: every argument it checks beyond `depthwise3x3`'s.
+#[test]
+fn depthwise_row_arguments() {
+    let (w, c) = (5, 3);
+    let x = zeros(w * c);
+    let wide = zeros((w + 1) * c);
+    let row = TensorView::new(&x, Shape::new(1, 1, w, c)).unwrap();
+    let other_width = TensorView::new(&wide, Shape::new(1, 1, w + 1, c)).unwrap();
+    let strided = Strides {
+        pixel: c + 1,
+        row: w * (c + 1),
+        batch: w * (c + 1),
+    };
+    let long = zeros(w * (c + 1));
+    let other_stride = TensorView::with_strides(&long, Shape::new(1, 1, w, c), strided).unwrap();
+    let two_rows = TensorView::new(&wide, Shape::new(1, 2, 2, c)).unwrap();
+    let dw = k()
+        .pack_depthwise3x3(&zeros(9 * c), WeightLayout::Hwio, None, c)
+        .unwrap();
+    let p = Conv3x3Params::new();
+    let mut y = zeros(w * c);
+    let mut out = TensorViewMut::new(&mut y, Shape::new(1, 1, w, c)).unwrap();
+    let mismatch = |what, expected, got| {
+        Err(Error::ShapeMismatch {
+            what,
+            expected,
+            got,
+        })
+    };
+    for (rows, want) in [
+        (
+            [None, None, None],
+            Err(Error::ZeroDimension {
+                what: "input rows given",
+            }),
+        ),
+        (
+            [Some(&two_rows), None, None],
+            mismatch("input row height", 1, 2),
+        ),
+        (
+            [None, Some(&row), Some(&other_width)],
+            mismatch("input row width", w, w + 1),
+        ),
+        (
+            [Some(&row), Some(&other_stride), None],
+            mismatch("input row pixel stride", c, c + 1),
+        ),
+        ([None, Some(&row), None], Ok(())),
+    ] {
+        assert_eq!(k().depthwise3x3_row(rows, &dw, &p, &mut out), want);
+    }
+    let mut short = zeros((w - 1) * c);
+    let mut narrow = TensorViewMut::new(&mut short, Shape::new(1, 1, w - 1, c)).unwrap();
+    assert_eq!(
+        k().depthwise3x3_row([Some(&row), None, None], &dw, &p, &mut narrow),
+        mismatch("output width", w, w - 1)
+    );
+    assert_eq!(
+        k().depthwise3x3_row([Some(&row); 3], &dw, &p.stride(3), &mut out),
+        Err(Error::UnsupportedStride(3))
+    );
+}
+
 #[test]
 fn weights_packed_for_another_isa() {
     let all = Kernels::available();

@@ -9,7 +9,8 @@ use common::{dw_variants, gemm_variants, variants};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sepconv::{
-    Activation, Conv3x3Params, Kernels, Padding, Shape, TensorView, TensorViewMut, WeightLayout,
+    Activation, Conv3x3Params, Kernels, Padding, Shape, Strides, TensorView, TensorViewMut,
+    WeightLayout,
 };
 
 /// Cases per proptest run: `PROPTEST_CASES` when set (emulators use few), else `default`.
@@ -644,7 +645,9 @@ fn pads(padding: Padding, h: usize, w: usize, s: usize) -> (usize, usize, usize,
 /// A depthwise layer run in bands of output rows, each band one call on a view of the input rows
 /// it needs with explicit padding where it touches the top or bottom border (what a depth-first
 /// engine does), gives the same bits as one call: every padding and stride, bands of 1-5 rows,
-/// channel tails, and the skewed-copy path (1024 channels).
+/// channel tails, and the skewed-copy path (1024 channels). So does each output row alone from
+/// `Kernels::depthwise3x3_row`, its input rows (pixel stride `c` or `c + 5`) and its output in
+/// buffers of their own that end at guard pages.
 fn dw_row_bands(k: Kernels) {
     let mut rng = common::rng(0xBA4D);
     let layers = [
@@ -708,6 +711,55 @@ fn dw_row_bands(k: Kernels) {
                     "{}: {h}x{w}x{c} s{s} {padding:?}, bands of {rows} rows differ from one call",
                     kv.dw_kernel(s).name
                 );
+            }
+            // Row by row (`depthwise3x3_row`), each input and output row in a buffer of its own
+            // that ends at a guard page, the input rows with a pixel stride of `c + gap`.
+            for gap in [0, 5] {
+                let ps = c + gap;
+                let row_strides = Strides {
+                    batch: w * ps,
+                    row: w * ps,
+                    pixel: ps,
+                };
+                let in_rows: Vec<common::guard::Guarded> = (0..h)
+                    .map(|y| {
+                        let mut r = common::guard::Guarded::new((w - 1) * ps + c);
+                        for px in 0..w {
+                            r[px * ps..][..c].copy_from_slice(&x[(y * w + px) * c..][..c]);
+                        }
+                        r
+                    })
+                    .collect();
+                for oy in 0..oh {
+                    let views: Vec<Option<TensorView>> = (0..3)
+                        .map(|ky| {
+                            let iy = (oy * s + ky).checked_sub(top).filter(|&iy| iy < h)?;
+                            let shape = Shape::new(1, 1, w, c);
+                            Some(
+                                TensorView::with_strides(&in_rows[iy], shape, row_strides).unwrap(),
+                            )
+                        })
+                        .collect();
+                    let mut out = common::guard::Guarded::new(ow * c);
+                    let mut y = TensorViewMut::new(&mut out, Shape::new(1, 1, ow, c)).unwrap();
+                    let rows = [views[0].as_ref(), views[1].as_ref(), views[2].as_ref()];
+                    let p_row = p.padding(Padding::Explicit {
+                        top: 0,
+                        bottom: 0,
+                        left,
+                        right,
+                    });
+                    kv.depthwise3x3_row(rows, &dw, &p_row, &mut y).unwrap();
+                    let expect = &whole[oy * ow * c..][..ow * c];
+                    assert!(
+                        expect
+                            .iter()
+                            .zip(out.iter())
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{}: {h}x{w}x{c} s{s} {padding:?} gap {gap}: row {oy} alone differs",
+                        kv.dw_kernel(s).name
+                    );
+                }
             }
         }
     }

@@ -10,16 +10,22 @@
 //! through the public API: a view of the input rows, `Padding::Explicit` with the top (bottom)
 //! zero rows only where the band touches the border, the layer's own left/right padding.
 //!
-//! Each fused layer but the last writes into its own small window: rows `base .. base + len` of
-//! its output at the start of a buffer of `cap` rows. When the next band would not fit, the rows
-//! still needed (at most the 2 rows of a 3x3 window's overlap) are copied to the front. The
-//! windows are sized by a dry run of the same schedule at construction, so each holds exactly
-//! the most rows a band ever needs (MobileNet v1 1.0-224, 8 layers, bands of 2: 2-5 rows, 560
-//! KiB in all), and they stay in cache between bands:
+//! Each fused layer but the last writes into its own small window, a ring of `cap` rows: output
+//! row `r` in slot `r % cap`, rows dropped as soon as no band of the next layer reads them. The
+//! windows are sized by a dry run of the same schedule at construction, so each holds the most
+//! rows a band ever needs, rounded up to a multiple of the band (MobileNet v1 1.0-224, 8 layers,
+//! bands of 2: 2-6 rows, 700 KiB in all), and they stay in cache between bands. A band
+//! starts at a multiple of `band`, so its rows never wrap around a ring: a pointwise layer reads
+//! its band's input rows as one view. A depthwise layer reads the three input rows of each output
+//! row wherever the ring holds them (`Kernels::depthwise3x3_row`, one call per output row); a
+//! standard 3x3 layer (Conv MobileNet) reads a copy of its band's input rows where they wrap.
+//! (The windows were linear before, the rows still needed copied to the front when a band would
+//! not fit: 3.9 MB of copies per 224x224 inference with 4 layers fused, 106 us of 15-16 ms on an
+//! Emerald Rapids VM, timed in the process.)
 //!
 //! ```text
-//!  input 224 rows ──conv1 s2──▶ [4 rows] ──dw1──▶ [2] ──pw1──▶ [5] ──dw2 s2──▶ [2] ──pw2──▶ [4]
-//!      ──dw3──▶ [2] ──pw3──▶ [5] ──dw4 s2──▶ whole 28x28x128 activation buffer
+//!  input 224 rows ──conv1 s2──▶ [6 rows] ──dw1──▶ [2] ──pw1──▶ [6] ──dw2 s2──▶ [2] ──pw2──▶ [6]
+//!      ──dw3──▶ [2] ──pw3──▶ [6] ──dw4 s2──▶ whole 28x28x128 activation buffer
 //! ```
 //!
 //! Measured on a Cascade Lake core (1 MiB L2; MobileNet v1 1.0-224, batch 1, one thread; two or
@@ -80,8 +86,11 @@ pub(super) struct RowPipeline {
     /// Per fused layer: `(top, left, right)` zero padding of the whole layer (3x3 layers).
     pads: Vec<(usize, usize, usize)>,
     rows: Vec<Rows>,
-    /// The windows of layers `0 .. layers - 1`, `rows[j].cap` output rows each.
+    /// The windows of layers `0 .. layers - 1`: rings of `rows[j].cap` output rows each, row
+    /// `r` in slot `r % cap`.
     windows: Vec<AlignedBuf>,
+    /// The input rows of a standard 3x3 layer's band, copied out of a ring where they wrap.
+    gather: Vec<f32>,
 }
 
 /// What [`RowPipeline::advance`] does at each step: plan (bookkeeping only, sizing the
@@ -183,6 +192,7 @@ impl RowPipeline {
             pads,
             rows: vec![Rows::default(); layers],
             windows: Vec::new(),
+            gather: Vec::new(),
         };
         // The dry run drops every row as soon as it is no longer needed, so the largest extent
         // it sees is the smallest window that never overflows.
@@ -190,6 +200,8 @@ impl RowPipeline {
             .expect("planning runs no layer");
         p.windows = (0..layers - 1)
             .map(|j| {
+                // A multiple of the band, so that no band of rows wraps around the ring.
+                p.rows[j].cap = p.rows[j].cap.next_multiple_of(band);
                 let l = &stages[j].layer;
                 AlignedBuf::zeroed(p.rows[j].cap * l.out_hw().1 * l.cout)
             })
@@ -296,16 +308,11 @@ impl RowPipeline {
         mode: &mut Mode,
     ) -> sepconv::Result<()> {
         let plan = matches!(mode, Mode::Plan);
-        let Rows { mut base, len, cap } = self.rows[j];
+        let Rows { mut base, cap, .. } = self.rows[j];
         let (end, b) = (rows.start, rows.end);
-        // Drop the rows below `a`: always while planning, when the window is full otherwise.
-        if j + 1 < self.layers && (plan || b > base + cap) {
-            let keep = a.clamp(base, end);
-            if !plan {
-                let row = self.row_len(stages, j);
-                self.windows[j].copy_within((keep - base) * row..len * row, 0);
-            }
-            base = keep;
+        // Drop the rows below `a` (their slots of the ring get reused).
+        if j + 1 < self.layers {
+            base = a.clamp(base, end);
         }
         if plan {
             self.rows[j].cap = cap.max(b - base);
@@ -362,12 +369,6 @@ impl RowPipeline {
         }
     }
 
-    /// Floats per output row of layer `j`.
-    fn row_len(&self, stages: &[Stage], j: usize) -> usize {
-        let l = &stages[j].layer;
-        l.out_hw().1 * l.cout
-    }
-
     /// Runs layer `j` for its output rows `rows`, reading the input rows of `span`.
     #[allow(clippy::too_many_arguments)]
     fn layer(
@@ -385,31 +386,64 @@ impl RowPipeline {
         let ow = l.out_hw().1;
         let (in_row, out_row) = (l.w * l.cin, ow * l.cout);
         let (before, from) = self.windows.split_at_mut(j);
-        let src: &[f32] = if j == 0 {
-            &input[span.a * in_row..span.b * in_row]
-        } else {
-            let base = self.rows[j - 1].base;
-            &before[j - 1][(span.a - base) * in_row..(span.b - base) * in_row]
-        };
         let dst: &mut [f32] = if j + 1 == self.layers {
             let first = self.slab.start;
             &mut out[(rows.start - first) * out_row..(rows.end - first) * out_row]
         } else {
-            let base = self.rows[j].base;
-            &mut from[0][(rows.start - base) * out_row..(rows.end - base) * out_row]
+            // A band starts at a multiple of `band`, which divides the ring's rows: no wrap.
+            let slot = rows.start % self.rows[j].cap;
+            &mut from[0][slot * out_row..(slot + rows.len()) * out_row]
+        };
+        let (top, left, right) = self.pads[j];
+        let p = Conv3x3Params::new().stride(l.stride).activation(ACTIVATION);
+        if let (Packed::Dw(w), Some(ring)) = (&st.packed, before.last()) {
+            // Row by row, each output row from its three input rows wherever the ring holds them.
+            let cap = self.rows[j - 1].cap;
+            let p = p.padding(Padding::Explicit {
+                top: 0,
+                bottom: 0,
+                left,
+                right,
+            });
+            let in_shape = Shape::new(1, 1, l.w, l.cin);
+            for (oy, y_row) in rows.zip(dst.chunks_exact_mut(out_row)) {
+                let row = |ky: usize| -> sepconv::Result<Option<TensorView<'_>>> {
+                    let iy = (oy * l.stride + ky).checked_sub(top).filter(|&iy| iy < l.h);
+                    iy.map(|iy| TensorView::new(&ring[iy % cap * in_row..][..in_row], in_shape))
+                        .transpose()
+                };
+                let (r0, r1, r2) = (row(0)?, row(1)?, row(2)?);
+                let mut y = TensorViewMut::new(y_row, Shape::new(1, 1, ow, l.cout))?;
+                k.depthwise3x3_row([r0.as_ref(), r1.as_ref(), r2.as_ref()], w, &p, &mut y)?;
+            }
+            return Ok(());
+        }
+        // The span's rows, one after the other: the input image's, the pointwise band's rows of
+        // the ring (a band: no wrap), or for a standard 3x3 layer a copy of them.
+        let src: &[f32] = if j == 0 {
+            &input[span.a * in_row..span.b * in_row]
+        } else {
+            let (ring, cap) = (&before[j - 1], self.rows[j - 1].cap);
+            let (a, len) = (span.a % cap, span.b - span.a);
+            if a + len <= cap {
+                &ring[a * in_row..(a + len) * in_row]
+            } else {
+                self.gather.clear();
+                for iy in span.a..span.b {
+                    self.gather
+                        .extend_from_slice(&ring[iy % cap * in_row..][..in_row]);
+                }
+                &self.gather
+            }
         };
         let x = TensorView::new(src, Shape::new(1, span.b - span.a, l.w, l.cin))?;
         let mut y = TensorViewMut::new(dst, Shape::new(1, rows.len(), ow, l.cout))?;
-        let (_, left, right) = self.pads[j];
-        let p = Conv3x3Params::new()
-            .stride(l.stride)
-            .padding(Padding::Explicit {
-                top: span.top,
-                bottom: span.bottom,
-                left,
-                right,
-            })
-            .activation(ACTIVATION);
+        let p = p.padding(Padding::Explicit {
+            top: span.top,
+            bottom: span.bottom,
+            left,
+            right,
+        });
         match &st.packed {
             Packed::Conv(w) => k.conv3x3(&x, w, &p, &mut y),
             Packed::Dw(w) => k.depthwise3x3(&x, w, &p, &mut y),

@@ -20,7 +20,7 @@ use crate::params::Conv3x3Params;
 use crate::tensor::{TensorView, TensorViewMut};
 use crate::threading::run_bands;
 use crate::Kernels;
-use ukernel::DwRow;
+use ukernel::{DwKernel, DwRow};
 
 /// Below this many multiply-adds per thread a depthwise call stays on one thread.
 const MIN_MACS_PER_THREAD: usize = 1 << 16;
@@ -102,7 +102,6 @@ impl Kernels {
             let (n, y) = (r / o.h, r % o.h);
             ((n, y), n * os.batch + y * os.row)
         });
-        let out_row_len = (o.w - 1) * output.strides.pixel + o.c;
         let macs = 9 * o.n * o.h * o.w * o.c;
         let threads = (macs / MIN_MACS_PER_THREAD).clamp(1, self.threads);
 
@@ -145,48 +144,155 @@ impl Kernels {
                                 }
                             }
                         }
-                        let row_ptr = |ky: usize| {
+                        let row = |ky: usize| {
                             let iy = iys[ky];
                             if iy >= i.h {
-                                zero[..row_len].as_ptr()
+                                &zero[..row_len]
                             } else if skew {
-                                ring[iy % 3 * row_len..][..row_len].as_ptr()
+                                &ring[iy % 3 * row_len..][..row_len]
                             } else {
-                                input.data[input.offset(n, iy, 0)..][..row_len].as_ptr()
+                                &input.data[input.offset(n, iy, 0)..][..row_len]
                             }
                         };
-                        assert!(
-                            out.len() >= out_row_len
-                                && weights.data.as_slice().len()
-                                    >= i.c.div_ceil(kernel.c_tile) * 10 * kernel.c_tile
-                        );
-                        let row = DwRow {
-                            rows: [row_ptr(0), row_ptr(1), row_ptr(2)],
+                        let rows = RowCall {
+                            rows: [row(0), row(1), row(2)],
                             in_width: i.w,
+                            in_stride: row_stride,
+                            channels: i.c,
                             pad_left: g.pad_left,
                             out_width: o.w,
-                            channels: i.c,
-                            in_stride: row_stride,
-                            out: out.as_mut_ptr(),
                             out_stride: output.strides.pixel,
-                            weights: weights.data.as_slice().as_ptr(),
                             min,
                             max,
                         };
-                        // SAFETY: `kernel` came from this `Kernels`, which proves its ISA is
-                        // available. Each row pointer is the start of a slice of `row_len`
-                        // floats (an input row, a skewed copy or the zero row) holding `i.w`
-                        // pixels of `i.c` channels at stride `row_stride`; `out` is a `&mut`
-                        // piece of at least `out_row_len` floats; the weights were packed for
-                        // this ISA and tile (checked above) and hold whole tiles for `i.c`
-                        // channels; `pad_left <= 2` and every output column sees an input
-                        // column (`Conv3x3Params::geometry`).
-                        unsafe { (kernel.func)(&row) };
+                        rows.run(kernel, weights, out);
                     }
                 });
             });
         });
         Ok(())
+    }
+}
+
+impl Kernels {
+    /// One output row of [`Kernels::depthwise3x3`] from its three input rows, wherever they are:
+    /// for engines that hold rows in buffers of their own (a ring of rows in a layer-fused
+    /// pipeline, where consecutive rows need not be one stride apart).
+    ///
+    /// `rows[ky]` is input row `oy * stride - pad_top + ky` of output row `oy`, or `None` where
+    /// that row is in the top or bottom zero padding. Each given row is a `1 x 1 x W x C` view,
+    /// all with the same width, channels and pixel stride, and at least one is given. `output`
+    /// is `1 x 1 x OW x C`. Of `params`, the stride, the activation and the left/right padding
+    /// apply (which rows are padding is the caller's choice). The result is bit for bit that
+    /// row of a [`Kernels::depthwise3x3`] call over the whole image.
+    pub fn depthwise3x3_row(
+        &self,
+        rows: [Option<&TensorView<'_>>; 3],
+        weights: &DepthwiseWeights,
+        params: &Conv3x3Params,
+        output: &mut TensorViewMut<'_>,
+    ) -> Result<()> {
+        let (min, max) = params.activation.bounds()?;
+        let first = rows.iter().flatten().next().ok_or(Error::ZeroDimension {
+            what: "input rows given",
+        })?;
+        let (i, stride) = (first.shape, first.strides.pixel);
+        expect("input row batch", 1, i.n)?;
+        expect("input row height", 1, i.h)?;
+        for r in rows.iter().flatten() {
+            expect("input row width", i.w, r.shape.w)?;
+            expect("input row channels", i.c, r.shape.c)?;
+            expect("input row pixel stride", stride, r.strides.pixel)?;
+        }
+        let g = params.geometry(3, i.w)?;
+        let kernel = self.dw_kernel(g.stride);
+        check_packed_for((weights.isa, weights.c_tile), (self.isa, kernel.c_tile))?;
+        expect("weights channels", i.c, weights.channels)?;
+        let o = output.shape;
+        expect("output batch", 1, o.n)?;
+        expect("output height", 1, o.h)?;
+        expect("output width", g.out_w, o.w)?;
+        expect("output channels", i.c, o.c)?;
+        let row_len = (i.w - 1) * stride + i.c;
+        ZERO_ROW.with(|z| {
+            let mut zero = z.borrow_mut();
+            if zero.len() < row_len {
+                *zero = AlignedBuf::zeroed(row_len);
+            }
+            let call = RowCall {
+                rows: rows.map(|r| r.map_or(&zero[..row_len], |r| &r.data[..row_len])),
+                in_width: i.w,
+                in_stride: stride,
+                channels: i.c,
+                pad_left: g.pad_left,
+                out_width: o.w,
+                out_stride: output.strides.pixel,
+                min,
+                max,
+            };
+            call.run(kernel, weights, output.data);
+        });
+        Ok(())
+    }
+}
+
+/// One row kernel call, checked: the arguments of [`DwRow`] as slices.
+struct RowCall<'a> {
+    /// Input rows `ky = 0, 1, 2` (a zero row for those in the padding), each holding `in_width`
+    /// pixels of `channels` floats at stride `in_stride`.
+    rows: [&'a [f32]; 3],
+    in_width: usize,
+    in_stride: usize,
+    channels: usize,
+    pad_left: usize,
+    out_width: usize,
+    out_stride: usize,
+    min: f32,
+    max: f32,
+}
+
+impl RowCall<'_> {
+    /// Computes output row `out` (`out_width` pixels at stride `out_stride`) with `kernel`.
+    ///
+    /// # Panics
+    /// If a slice is shorter than its extent, or the weights do not cover `channels` with the
+    /// kernel's tile: the public functions check all of it first (this is the last guard
+    /// before the `unsafe` call).
+    fn run(&self, kernel: &DwKernel, weights: &DepthwiseWeights, out: &mut [f32]) {
+        let in_len = (self.in_width - 1) * self.in_stride + self.channels;
+        let out_len = (self.out_width - 1) * self.out_stride + self.channels;
+        assert!(
+            self.rows.iter().all(|r| r.len() >= in_len)
+                && self.in_stride >= self.channels
+                && self.out_stride >= self.channels
+                && self.pad_left <= 2
+                && out.len() >= out_len
+                && weights.c_tile == kernel.c_tile
+                && weights.channels >= self.channels
+                && weights.data.as_slice().len()
+                    >= self.channels.div_ceil(kernel.c_tile) * 10 * kernel.c_tile
+        );
+        let row = DwRow {
+            rows: self.rows.map(<[f32]>::as_ptr),
+            in_width: self.in_width,
+            pad_left: self.pad_left,
+            out_width: self.out_width,
+            channels: self.channels,
+            in_stride: self.in_stride,
+            out: out.as_mut_ptr(),
+            out_stride: self.out_stride,
+            weights: weights.data.as_slice().as_ptr(),
+            min: self.min,
+            max: self.max,
+        };
+        // SAFETY: `kernel` came from a `Kernels`, which proves its ISA is available (callers
+        // pass their own `dw_kernel`). Each row holds `in_width` pixels of `channels` floats at
+        // stride `in_stride` (checked above); `out` is a `&mut` slice covering `out_width`
+        // pixels at `out_stride`, so it aliases no input; the weights were packed for this tile
+        // (checked above; the ISA by the callers) and hold whole tiles for `channels`;
+        // `pad_left <= 2`, and every output column sees an input column
+        // (`Conv3x3Params::geometry`, which gave `pad_left` and `out_width`).
+        unsafe { (kernel.func)(&row) };
     }
 }
 
