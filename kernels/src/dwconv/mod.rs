@@ -25,8 +25,8 @@ use std::cell::RefCell;
 use crate::buffer::AlignedBuf;
 use crate::error::{Error, Result};
 use crate::pack::{check_packed_for, pack_depthwise, DepthwiseWeights, WeightLayout};
-use crate::params::Conv3x3Params;
-use crate::tensor::{TensorView, TensorViewMut};
+use crate::params::{Conv3x3Params, Geometry};
+use crate::tensor::{Shape, TensorView, TensorViewMut};
 use crate::threading::run_bands;
 use crate::Kernels;
 use ukernel::{DwKernel, DwRow};
@@ -122,6 +122,7 @@ impl Kernels {
             input.strides.pixel
         };
         let row_len = (i.w - 1) * row_stride + i.c;
+        let call = RowCall::new(i, row_stride, &g, o, output.strides.pixel, (min, max));
         run_bands(self.threads, threads, output.data, rows, |part| {
             ZERO_ROW.with(|z| {
                 SKEW_ROWS.with(|sk| {
@@ -163,18 +164,7 @@ impl Kernels {
                                 &input.data[input.offset(n, iy, 0)..][..row_len]
                             }
                         };
-                        let rows = RowCall {
-                            rows: [row(0), row(1), row(2)],
-                            in_width: i.w,
-                            in_stride: row_stride,
-                            channels: i.c,
-                            pad_left: g.pad_left,
-                            out_width: o.w,
-                            out_stride: output.strides.pixel,
-                            min,
-                            max,
-                        };
-                        rows.run(kernel, weights, out);
+                        call.run(kernel, [row(0), row(1), row(2)], weights, out);
                     }
                 });
             });
@@ -228,28 +218,19 @@ impl Kernels {
             if zero.len() < row_len {
                 *zero = AlignedBuf::zeroed(row_len);
             }
-            let call = RowCall {
-                rows: rows.map(|r| r.map_or(&zero[..row_len], |r| &r.data[..row_len])),
-                in_width: i.w,
-                in_stride: stride,
-                channels: i.c,
-                pad_left: g.pad_left,
-                out_width: o.w,
-                out_stride: output.strides.pixel,
-                min,
-                max,
-            };
-            call.run(kernel, weights, output.data);
+            let rows = rows.map(|r| r.map_or(&zero[..row_len], |r| &r.data[..row_len]));
+            let call = RowCall::new(i, stride, &g, o, output.strides.pixel, (min, max));
+            call.run(kernel, rows, weights, output.data);
         });
         Ok(())
     }
 }
 
-/// One row kernel call, checked: the arguments of [`DwRow`] as slices.
-struct RowCall<'a> {
-    /// Input rows `ky = 0, 1, 2` (a zero row for those in the padding), each holding `in_width`
-    /// pixels of `channels` floats at stride `in_stride`.
-    rows: [&'a [f32]; 3],
+/// What every row kernel call of one layer shares: the arguments of [`DwRow`] but the rows,
+/// the output and the weights.
+#[derive(Clone, Copy)]
+struct RowCall {
+    /// Pixels of `channels` floats in each input row, `in_stride` floats apart.
     in_width: usize,
     in_stride: usize,
     channels: usize,
@@ -260,18 +241,47 @@ struct RowCall<'a> {
     max: f32,
 }
 
-impl RowCall<'_> {
-    /// Computes output row `out` (`out_width` pixels at stride `out_stride`) with `kernel`.
+impl RowCall {
+    /// The calls of input `i` (pixel stride `in_stride`) to output `o` (`out_stride`) with
+    /// geometry `g`, clamped to `[min, max]`.
+    fn new(
+        i: Shape,
+        in_stride: usize,
+        g: &Geometry,
+        o: Shape,
+        out_stride: usize,
+        (min, max): (f32, f32),
+    ) -> RowCall {
+        RowCall {
+            in_width: i.w,
+            in_stride,
+            channels: i.c,
+            pad_left: g.pad_left,
+            out_width: o.w,
+            out_stride,
+            min,
+            max,
+        }
+    }
+
+    /// Computes output row `out` (`out_width` pixels at stride `out_stride`) from input rows
+    /// `ky = 0, 1, 2` (a zero row for those in the padding) with `kernel`.
     ///
     /// # Panics
     /// If a slice is shorter than its extent, or the weights do not cover `channels` with the
     /// kernel's tile: the public functions check all of it first (this is the last guard
     /// before the `unsafe` call).
-    fn run(&self, kernel: &DwKernel, weights: &DepthwiseWeights, out: &mut [f32]) {
+    fn run(
+        &self,
+        kernel: &DwKernel,
+        rows: [&[f32]; 3],
+        weights: &DepthwiseWeights,
+        out: &mut [f32],
+    ) {
         let in_len = (self.in_width - 1) * self.in_stride + self.channels;
         let out_len = (self.out_width - 1) * self.out_stride + self.channels;
         assert!(
-            self.rows.iter().all(|r| r.len() >= in_len)
+            rows.iter().all(|r| r.len() >= in_len)
                 && self.in_stride >= self.channels
                 && self.out_stride >= self.channels
                 && self.pad_left <= 2
@@ -282,7 +292,7 @@ impl RowCall<'_> {
                     >= self.channels.div_ceil(kernel.c_tile) * 10 * kernel.c_tile
         );
         let row = DwRow {
-            rows: self.rows.map(<[f32]>::as_ptr),
+            rows: rows.map(<[f32]>::as_ptr),
             in_width: self.in_width,
             pad_left: self.pad_left,
             out_width: self.out_width,
