@@ -17,7 +17,16 @@ Prints median / min / max ms over the timed runs (after 10 warm-up runs) at each
 LiteRT applies XNNPACK by default to a float model; `--no-xnnpack` also times its reference
 builtin kernels, to show that the default path is XNNPACK's. ONNX Runtime runs its CPU provider
 (MLAS kernels, for the widest ISA this CPU has: AVX-512 where present).
+
+`--layers` prints instead ONNX Runtime's time per layer (its profiler's kernel time of each node,
+median over the runs), one `layer NAME MS` line per layer under sepconv's layer names, for
+`scripts/compare-mobilenet-layers.sh`. (XNNPACK runs the whole graph as one LiteRT delegate node,
+so the Python API gives only its end-to-end time.)
 """
+import json
+import os
+import statistics
+import tempfile
 import argparse
 
 import flatbuffers
@@ -283,14 +292,59 @@ def ort_runner(model, threads):
     return lambda x: s.run(None, {"input": x})[0]
 
 
+def ort_layers(model, threads, runs, warm=10):
+    """ONNX Runtime's median kernel time per node over `runs` runs (after `warm`), in ms, keyed by
+    sepconv's layer names (`conv1`, `conv_dw_1`, `conv_pw_1`, ..., `global_average_pooling2d`,
+    `conv_preds`, `softmax`); the layout conversions ONNX Runtime inserts (NCHWc reorders) and
+    the flatten are summed under `(layout)`."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:
+        so.profile_file_prefix = os.path.join(tmp, "ort")
+        s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
+        for _ in range(warm + runs):
+            s.run(None, {"input": x})
+        events = json.load(open(s.end_profiling()))
+    per_run = {}  # node -> kernel microseconds of each run, in order
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_run.setdefault(e["name"][:-len("_kernel_time")], []).append(e["dur"])
+
+    def sepconv_name(node):
+        base = node.removesuffix("_nchwc")
+        for prefix, name in (("dw", "conv_dw_"), ("pw", "conv_pw_")):
+            if base.startswith(prefix) and base[len(prefix):].isdigit():
+                return name + base[len(prefix):]
+        return {"conv1": "conv1", "pool": "global_average_pooling2d"}.get(base) or \
+            {"Gemm": "conv_preds", "Softmax": "softmax"}.get(node.split("_")[0], "(layout)")
+
+    layers = {}
+    for node, times in per_run.items():
+        assert len(times) == warm + runs, (node, len(times))
+        name = sepconv_name(node)
+        layers[name] = [a + b for a, b in zip(layers.get(name, [0] * runs), times[warm:])]
+    return {name: statistics.median(t) / 1e3 for name, t in layers.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("threads", nargs="*", type=int, default=[1])
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--no-xnnpack", action="store_true",
                     help="also time LiteRT's builtin kernels without the XNNPACK delegate")
+    ap.add_argument("--layers", action="store_true",
+                    help="print ONNX Runtime's median time per layer instead (first thread count)")
     args = ap.parse_args()
     w = weights()
+    if args.layers:
+        print("ONNX Runtime", ort.__version__, f"(CPU provider), {args.threads[0]} thread(s),",
+              f"kernel time per layer, median of {args.runs} runs")
+        for name, ms in ort_layers(onnx_model(w), args.threads[0], args.runs).items():
+            print(f"layer {name} {ms:.4f}")
+        return
     tfl, onx = tflite_model(w), onnx_model(w)
     x_nhwc = np.random.default_rng(1).standard_normal((1, 224, 224, 3)).astype(np.float32)
     x_nchw = np.ascontiguousarray(np.transpose(x_nhwc, (0, 3, 1, 2)))
