@@ -27,7 +27,10 @@
 //! / median % of peak, one row vs two): 112x112x64 48/35-43 vs 42-43/31-39, 56x56x128
 //! 42-43/31-34 vs 35/25-28, 28x28x256 33-34/26-27 vs 25/18, 14x14x512 30/25-26 vs 18/14-15.
 //! Prefetching, per group, the input rows the next output row adds: no gain inside MobileNet
-//! (depthwise layers 1.25-1.36 ms in all against 1.18-1.25 without).
+//! (depthwise layers 1.25-1.36 ms in all against 1.18-1.25 without). Prefetching (T0) in each
+//! interior group and tile the columns the group one or two ahead adds (3 rows x 4 or 8
+//! columns) was slower still on an Emerald Rapids VM (each layer hot, alternating in one
+//! process, 40 pairs): stride 2 1.05-1.30x, stride 1 0.98-1.14x.
 //!
 //! Tried and dropped (Cascade Lake, session 14): the interior groups of 4 in inline assembly,
 //! every address one base register plus the pixel stride scaled. LLVM's stride-2 loop spills

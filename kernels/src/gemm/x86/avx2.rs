@@ -58,6 +58,14 @@
 //! 512 -> 512 (probe, builds alternating) median 87-91 -> 79-83% of peak, best 96 -> 94-95.
 //! A software prefetch of the next B panel in the one-row tile (the classifier, batch 1, whose
 //! 4 MiB of weights come from DRAM inside the network) measured slower: 0.26-0.29 -> 0.29-0.33 ms.
+//! Prefetching the classifier's weights instead during the layer before it (pw13: one line of
+//! them per 8 depth steps beside the next panel's, in this lean loop, through a `GemmTile` side
+//! stream) did speed the classifier up inside the network, but pw13 paid for it (Emerald Rapids
+//! VM, NetRunners with and without alternating in one process, 12-30 rounds of 20 inferences,
+//! median per-layer times): all 4 MiB over all of pw13, classifier 388 -> 277 us and pw13
+//! +2.9%, whole inference 1.003x by per-round medians; the first 1.5 MB over pw13's second half,
+//! classifier 0.77-0.81x and pw13 0.98-1.005x, whole inference 0.993-0.996x. Within the noise,
+//! so not kept.
 
 use core::arch::x86_64::*;
 
@@ -101,7 +109,10 @@ macro_rules! depth_step {
 /// The `KC x 16` sliver of B (up to 64 KiB) then streams from L2, which Zen3 feeds fast enough
 /// (11 B/cycle needed at FMA peak, 32 B/cycle available); KC = 256 (sliver in L1) measured 5-12%
 /// slower on the K = 512 / 1024 layers because C made 2-4 trips. MC = 72 keeps the `MC x KC`
-/// block of A (<= 288 KiB) in L2 beside the sliver while the column panels change.
+/// block of A (<= 288 KiB) in L2 beside the sliver while the column panels change. (MC = 36,
+/// 48 and 96, whole networks alternating in one process on an Emerald Rapids VM, 12 rounds:
+/// 1.025, 1.013 and 1.000x; 48 gained ~1% on most layers but split pw12 and pw13's 49 rows into
+/// two blocks, each streaming their 2-4 MiB of B, +7-11%.)
 pub static GEMM_F32_6X16_AVX2: GemmKernel = GemmKernel {
     name: "gemm_f32_6x16_avx2",
     isa: Isa::Avx2,
