@@ -296,7 +296,7 @@ def ort_layers(model, threads, runs, warm=10):
     """ONNX Runtime's median kernel time per node over `runs` runs (after `warm`), in ms, keyed by
     sepconv's layer names (`conv1`, `conv_dw_1`, `conv_pw_1`, ..., `global_average_pooling2d`,
     `conv_preds`, `softmax`); the layout conversions ONNX Runtime inserts (NCHWc reorders) and
-    the flatten are summed under `(layout)`."""
+    the flatten are summed under `(layout)`, any other node keeps its own name in parentheses."""
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -318,8 +318,11 @@ def ort_layers(model, threads, runs, warm=10):
         for prefix, name in (("dw", "conv_dw_"), ("pw", "conv_pw_")):
             if base.startswith(prefix) and base[len(prefix):].isdigit():
                 return name + base[len(prefix):]
+        op = node.split("_")[0]
+        if op.startswith("Reorder") or op == "Flatten":
+            return "(layout)"
         return {"conv1": "conv1", "pool": "global_average_pooling2d"}.get(base) or \
-            {"Gemm": "conv_preds", "Softmax": "softmax"}.get(node.split("_")[0], "(layout)")
+            {"Gemm": "conv_preds", "Softmax": "softmax"}.get(op, f"({node})")
 
     layers = {}
     for node, times in per_run.items():
