@@ -30,7 +30,7 @@
 //! (depthwise layers 1.25-1.36 ms in all against 1.18-1.25 without). Prefetching (T0) in each
 //! interior group and tile the columns the group one or two ahead adds (3 rows x 4 or 8
 //! columns) was slower still on an Emerald Rapids VM (each layer hot, alternating in one
-//! process, 40 pairs): stride 2 1.05-1.30x, stride 1 0.98-1.14x.
+//! process, 40 pairs): stride 2 0.99-1.30x (7 of 8 trials over 1.05), stride 1 0.98-1.14x.
 //!
 //! Tried and dropped (Cascade Lake, session 14): the interior groups of 4 in inline assembly,
 //! every address one base register plus the pixel stride scaled. LLVM's stride-2 loop spills

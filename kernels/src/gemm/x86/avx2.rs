@@ -58,14 +58,14 @@
 //! 512 -> 512 (probe, builds alternating) median 87-91 -> 79-83% of peak, best 96 -> 94-95.
 //! A software prefetch of the next B panel in the one-row tile (the classifier, batch 1, whose
 //! 4 MiB of weights come from DRAM inside the network) measured slower: 0.26-0.29 -> 0.29-0.33 ms.
-//! Prefetching the classifier's weights instead during the layer before it (pw13: one line of
-//! them per 8 depth steps beside the next panel's, in this lean loop, through a `GemmTile` side
-//! stream) did speed the classifier up inside the network, but pw13 paid for it (Emerald Rapids
-//! VM, NetRunners with and without alternating in one process, 12-30 rounds of 20 inferences,
-//! median per-layer times): all 4 MiB over all of pw13, classifier 388 -> 277 us and pw13
-//! +2.9%, whole inference 1.003x by per-round medians; the first 1.5 MB over pw13's second half,
-//! classifier 0.77-0.81x and pw13 0.98-1.005x, whole inference 0.993-0.996x. Within the noise,
-//! so not kept.
+//! Prefetching the classifier's weights instead during the last pointwise layer (pw13: one line
+//! of them per 8 depth steps beside the next panel's, in this lean loop, through a `GemmTile`
+//! side stream) did speed the classifier up inside the network, but pw13 paid for it (Emerald
+//! Rapids VM, NetRunners with and without alternating in one process, 12-30 rounds of 20
+//! inferences, median per-layer times): all 4 MiB over all of pw13, classifier 388 -> 277 us
+//! and pw13 +2.9%, whole inference 1.003x by per-round medians; the first 1.5 MB over pw13's
+//! second half (two runs), classifier 0.77-0.81x and pw13 0.98-1.005x, whole inference
+//! 0.993-0.994x by medians, 0.995-0.997x by minima. Within the noise, so not kept.
 
 use core::arch::x86_64::*;
 
