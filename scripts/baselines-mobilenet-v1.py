@@ -23,11 +23,11 @@ median over the runs), one `layer NAME MS` line per layer under sepconv's layer 
 `scripts/compare-mobilenet-layers.sh`. (XNNPACK runs the whole graph as one LiteRT delegate node,
 so the Python API gives only its end-to-end time.)
 """
+import argparse
 import json
 import os
 import statistics
 import tempfile
-import argparse
 
 import flatbuffers
 import numpy as np
@@ -284,27 +284,31 @@ def litert_runner(model, threads, xnnpack=True):
     return run
 
 
-def ort_runner(model, threads):
+def ort_session(model, threads, profile_prefix=None):
+    """An ONNX Runtime CPU session on `threads` threads, all graph optimisations on; profiling
+    into files starting with `profile_prefix` when one is given."""
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+def ort_runner(model, threads):
+    s = ort_session(model, threads)
     return lambda x: s.run(None, {"input": x})[0]
 
 
-def ort_layers(model, threads, runs, warm=10):
-    """ONNX Runtime's median kernel time per node over `runs` runs (after `warm`), in ms, keyed by
-    sepconv's layer names (`conv1`, `conv_dw_1`, `conv_pw_1`, ..., `global_average_pooling2d`,
-    `conv_preds`, `softmax`); the layout conversions ONNX Runtime inserts (NCHWc reorders) and
-    the flatten are summed under `(layout)`, any other node keeps its own name in parentheses."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.enable_profiling = True
+def ort_layers(model, x, threads, runs, warm=10):
+    """ONNX Runtime's median kernel time per node over `runs` runs on input `x` (after `warm`),
+    in ms, keyed by sepconv's layer names (`conv1`, `conv_dw_1`, `conv_pw_1`, ...,
+    `global_average_pooling2d`, `conv_preds`, `softmax`); the layout conversions ONNX Runtime
+    inserts (NCHWc reorders) and the flatten are summed under `(layout)`, any other node keeps
+    its own name in parentheses."""
     with tempfile.TemporaryDirectory() as tmp:
-        so.profile_file_prefix = os.path.join(tmp, "ort")
-        s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-        x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
+        s = ort_session(model, threads, os.path.join(tmp, "ort"))
         for _ in range(warm + runs):
             s.run(None, {"input": x})
         events = json.load(open(s.end_profiling()))
@@ -342,15 +346,15 @@ def main():
                     help="print ONNX Runtime's median time per layer instead (first thread count)")
     args = ap.parse_args()
     w = weights()
+    x_nhwc = np.random.default_rng(1).standard_normal((1, 224, 224, 3)).astype(np.float32)
+    x_nchw = np.ascontiguousarray(np.transpose(x_nhwc, (0, 3, 1, 2)))
     if args.layers:
         print("ONNX Runtime", ort.__version__, f"(CPU provider), {args.threads[0]} thread(s),",
               f"kernel time per layer, median of {args.runs} runs")
-        for name, ms in ort_layers(onnx_model(w), args.threads[0], args.runs).items():
+        for name, ms in ort_layers(onnx_model(w), x_nchw, args.threads[0], args.runs).items():
             print(f"layer {name} {ms:.4f}")
         return
     tfl, onx = tflite_model(w), onnx_model(w)
-    x_nhwc = np.random.default_rng(1).standard_normal((1, 224, 224, 3)).astype(np.float32)
-    x_nchw = np.ascontiguousarray(np.transpose(x_nhwc, (0, 3, 1, 2)))
     print(f"LiteRT {getattr(litert, '__version__', '')}".strip(), "(XNNPACK),",
           "ONNX Runtime", ort.__version__, "(CPU provider), numpy", np.__version__)
     a, b = litert_runner(tfl, 1)(x_nhwc), ort_runner(onx, 1)(x_nchw)

@@ -19,20 +19,8 @@ rounds=${1:-3}
 runs=${2:-100}
 fuse=${FUSE:-0}
 py=${PYTHON:-python3}
-cargo build --release -q -p sepconv-bench
-bench=target/release/sepconv-bench
-isas=avx2
-hide=""
-if grep -qw avx512f /proc/cpuinfo; then
-    isas="avx2 avx512"
-    if grep -qw cpuid_fault /proc/cpuinfo; then
-        hide=target/hide-avx512.so
-        cc -O2 -Wall -shared -fPIC -o "$hide" scripts/hide-avx512.c
-    else
-        echo "no cpuid_fault: ONNX Runtime cannot be held to AVX2 here; AVX2 row compares" \
-            "against its widest ISA"
-    fi
-fi
+. scripts/compare-common.sh
+compare_setup "ONNX Runtime (its AVX2 rows compare against its widest ISA)"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) CPUs;" \
     "sepconv $(git rev-parse --short HEAD); 1 thread; --fuse $fuse; $rounds rounds of $runs runs"
 log=$(mktemp)

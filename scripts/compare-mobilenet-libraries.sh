@@ -16,19 +16,8 @@ rounds=${1:-5}
 runs=${2:-200}
 threads=${3:-1}
 py=${PYTHON:-python3}
-cargo build --release -q -p sepconv-bench
-bench=target/release/sepconv-bench
-isas=avx2
-hide=""
-if grep -qw avx512f /proc/cpuinfo; then
-    isas="avx2 avx512"
-    if grep -qw cpuid_fault /proc/cpuinfo; then
-        hide=target/hide-avx512.so
-        cc -O2 -Wall -shared -fPIC -o "$hide" scripts/hide-avx512.c
-    else
-        echo "no cpuid_fault: the libraries cannot be held to AVX2 here"
-    fi
-fi
+. scripts/compare-common.sh
+compare_setup "the libraries"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) CPUs;" \
     "sepconv $(git rev-parse --short HEAD); $threads thread(s)"
 log=$(mktemp)
