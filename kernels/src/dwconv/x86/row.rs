@@ -36,6 +36,16 @@
 //! the output sits at the input's offset modulo the 2 KiB pixel stride (probe, 14x14x512: 33%
 //! against 44%), as each group's loads follow the previous group's stores of the same tile.)
 //!
+//! Also measured slower: groups of 8 outputs with one vector per pixel (a tile's two vectors
+//! in turn): 8 accumulators, 3 taps and an input in 12 registers, and per 72 FMAs 30 input + 10
+//! weight loads at stride 1 (0.56 per FMA) and 51 + 10 at stride 2 (0.85), against 0.78 and
+//! 1.03 here. Same bits, but slower (Emerald Rapids VM, AVX2, interior groups only, each layer
+//! hot, the two alternating in one process on the same buffers, medians of 30 rounds, with the
+//! window's 17 columns unrolled by hand: left to LLVM they ran 1.5-2.5x slower still): dw01
+//! 1.33x the time, dw03 1.47, dw05 1.36, dw07 1.26 at stride 1; dw02 1.23, dw04 1.32, dw06 1.17
+//! at stride 2. Half-line loads, and each tile's lines read in two passes, cost more than the
+//! loads saved.
+//!
 //! # Register allocation at stride 2 on AVX2 (measured, not adopted)
 //!
 //! Inlined into the row loop beside the edge groups' code, the AVX2 stride-2 interior loop is
