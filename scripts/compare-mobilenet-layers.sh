@@ -21,10 +21,7 @@ fuse=${FUSE:-0}
 py=${PYTHON:-python3}
 . scripts/compare-common.sh
 compare_setup "ONNX Runtime (its AVX2 rows compare against its widest ISA)"
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) CPUs;" \
-    "sepconv $(git rev-parse --short HEAD); 1 thread; --fuse $fuse; $rounds rounds of $runs runs"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+compare_header "1 thread; --fuse $fuse; $rounds rounds of $runs runs"
 for r in $(seq "$rounds"); do
     for isa in $isas; do
         echo "== round $r $isa"

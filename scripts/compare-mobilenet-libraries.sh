@@ -18,9 +18,7 @@ threads=${3:-1}
 py=${PYTHON:-python3}
 . scripts/compare-common.sh
 compare_setup "the libraries"
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) CPUs;" \
-    "sepconv $(git rev-parse --short HEAD); $threads thread(s)"
-log=$(mktemp)
+compare_header "$threads thread(s)"
 for r in $(seq "$rounds"); do
     echo "== round $r $(date -u +%T)"
     for isa in $isas; do
@@ -61,4 +59,3 @@ for what, i in (("median", 0), ("min", 1)):
             print(f"  {isa}: " + " ".join(f"{x:.3f}" for x in ratios)
                   + f"  (median {statistics.median(ratios):.3f})")
 EOF
-rm -f "$log"
