@@ -264,6 +264,18 @@ fn gemm_edges(k: Kernels) {
                 }
             }
         }
+        // One row over several column panels (a kernel's one-row path takes `ROW_PANELS` = 4
+        // at once): whole groups, a partial group, a partial last panel.
+        for (j, n) in [4 * nr, 4 * nr + 1, 9 * nr - 1].into_iter().enumerate() {
+            for kk in [1, 7, bl.kc] {
+                let case = Case {
+                    act: ACTIVATIONS[(j + kk) % 4],
+                    seed: (j * 100 + kk) as u64,
+                    ..Case::new(1, 1, 1, kk, n)
+                };
+                cases::pointwise(kv, &case).unwrap_or_else(|e| panic!("{}: {case:?}: {e}", g.name));
+            }
+        }
         // N past the NC block, with several threads.
         let case = Case::new(1, 3, 7, 5, bl.nc + nr + 1);
         cases::pointwise(kv.with_threads(3).unwrap(), &case).unwrap();

@@ -25,7 +25,7 @@ pub mod x86;
 
 use crate::pack::PackedB;
 use crate::threading::{run_parts, split_even};
-use ukernel::{GemmKernel, GemmTile};
+use ukernel::{GemmKernel, GemmTile, ROW_PANELS};
 
 /// Below this many multiply-adds a GEMM stays on the calling thread.
 pub(crate) const MIN_MACS_PER_THREAD: usize = 1 << 18;
@@ -303,6 +303,17 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
     for jc in cols.clone().step_by(bl.nc) {
         let nc = bl.nc.min(cols.end - jc);
         for kb in k_blocks(k, bl.kc, segments) {
+            // A one-row GEMM in one KC block takes the kernel's one-row path where it has
+            // one: `ROW_PANELS` panels per call (several streams of B). It depends only on
+            // the GEMM's shape, so every column is summed alike on any thread count.
+            let row_panels = kernel
+                .row_panels
+                .filter(|_| shape.m == 1 && segments.is_none() && kb.len == k);
+            let step = if row_panels.is_some() {
+                ROW_PANELS * nr
+            } else {
+                nr
+            };
             // A block small enough for L1 needs no MC blocking: one call walks all the rows
             // (fewer calls, one partial tile instead of one per MC block).
             let mc_step = if rows.len() * kb.len <= SMALL_A_FLOATS {
@@ -312,14 +323,16 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
             };
             for ic in rows.clone().step_by(mc_step) {
                 let mc = mc_step.min(rows.end - ic);
-                for jr in (jc..jc + nc).step_by(nr) {
-                    let panel = &b_data[(jr / nr) * panel_len..][..panel_len];
-                    // One call per column panel of the MC block: the kernel walks its rows in
-                    // MR-row tiles (`ic` is a multiple of MR, so the tiles are the same for any
-                    // MC and any thread split).
+                for jr in (jc..jc + nc).step_by(step) {
+                    let n = step.min(jc + nc - jr);
+                    let panels = n.div_ceil(nr);
+                    let panel = &b_data[(jr / nr) * panel_len..][..panels * panel_len];
+                    // One call per column panel of the MC block (per `ROW_PANELS` panels on the
+                    // one-row path): the kernel walks its rows in MR-row tiles (`ic` is a
+                    // multiple of MR, so the tiles are the same for any MC and any thread split).
                     let tile = GemmTile {
                         m: mc,
-                        n: nr.min(cols.end - jr),
+                        n,
                         k: kb.len,
                         a: a[ic * lda + kb.a_off..].as_ptr(),
                         lda,
@@ -327,7 +340,7 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
                         seg_stride: segments.map_or(0, |sg| sg.stride),
                         b: panel[(1 + kb.p) * nr..].as_ptr(),
                         bias: panel.as_ptr(),
-                        next_b: next_panel(b_data, jr / nr, panel_len).as_ptr(),
+                        next_b: next_panel(b_data, jr / nr + panels - 1, panel_len).as_ptr(),
                         c: c.ptr.wrapping_add(ic * ldc + jr),
                         ldc,
                         first_k_block: kb.p == 0,
@@ -335,6 +348,7 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
                         min,
                         max,
                     };
+                    let func = row_panels.unwrap_or(kernel.func);
                     // SAFETY: `kernel` came from a `Kernels`, which proves its ISA is available.
                     // Rows ic..ic+mc <= m of A are readable for this block's depths: its segments
                     // lie within the `a_row_len` floats after each row start, and
@@ -342,9 +356,12 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
                     // `kb.len` (`k_blocks`). C (`gemm`'s `&mut` slice, c.len() >=
                     // (m-1)*ldc + n) is writable for rows < m and columns jr..jr+tile.n <= n, and
                     // this thread's block of it (rows x cols) is written by no other thread;
-                    // being a `&mut` slice, it aliases neither A nor B. The panel slice holds the
-                    // bias (nr floats) and k*nr floats of B after it, so b+kb.len*nr stays inside.
-                    unsafe { (kernel.func)(&tile) };
+                    // being a `&mut` slice, it aliases neither A nor B. The panel slice holds
+                    // `n.div_ceil(nr)` whole panels, each the bias (nr floats) and k*nr floats of
+                    // B after it, so b+kb.len*nr stays inside each. `row_panels` is taken only
+                    // for its contract's calls: one row (m == 1), the only KC block (kb.len == k),
+                    // plain A, n <= ROW_PANELS * nr; otherwise n <= nr for `kernel.func`.
+                    unsafe { func(&tile) };
                 }
             }
         }

@@ -21,6 +21,7 @@ pub static GEMM_F32_4X8_PORTABLE: GemmKernel = GemmKernel {
         nc: 1024,
     },
     func: crate::gemm::portable::entry,
+    row_panels: None,
 };
 
 /// The safe kernel: `a` holds rows at stride `lda`, `b` `k` rows of NR floats, `c` rows at `ldc`.

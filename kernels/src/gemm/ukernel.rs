@@ -161,4 +161,28 @@ pub struct GemmKernel {
     pub blocking: Blocking,
     /// The micro-kernel itself.
     pub(crate) func: GemmUkernelFn,
+    /// The one-row kernel, where the ISA has one: a GEMM of one row (the classifier at batch 1)
+    /// whose depth is one KC block, [`ROW_PANELS`] column panels per call (see [`RowPanelsFn`]).
+    pub(crate) row_panels: Option<RowPanelsFn>,
 }
+
+/// Column panels per call of a [`RowPanelsFn`].
+pub const ROW_PANELS: usize = 4;
+
+/// A one-row GEMM kernel over up to [`ROW_PANELS`] consecutive column panels of packed B at
+/// once: `C[0][j] = act(bias[j] + sum_p A[0][p] * B[p][j])` for `j < n`, each column summed as
+/// one chain over `p` in order from its bias. A one-row GEMM is a matrix-vector product: it reads
+/// each weight once, from memory when B is large, and a kernel that walks several panels at once
+/// gives the hardware prefetchers that many sequential streams instead of one.
+///
+/// Its call is a [`GemmTile`] whose `n` may pass `NR`: columns `0 .. n` span `n.div_ceil(NR)`
+/// panels, each `(k + 1) * NR` floats after the one before (`bias` and `b` are those of the first
+/// panel).
+///
+/// # Safety
+///
+/// The [`GemmUkernelFn`] contract, except that `m == 1`, `1 <= n <= ROW_PANELS * NR`, the call
+/// is its GEMM's only KC block (`first_k_block`, `last_k_block`) with a plain A (`k_seg == k`),
+/// and each of the `n.div_ceil(NR)` panels is readable for its bias row and `k` rows of `NR`
+/// floats.
+pub type RowPanelsFn = unsafe fn(&GemmTile);

@@ -48,6 +48,7 @@ pub static GEMM_F32_6X12_NEON: GemmKernel = GemmKernel {
         nc: 4080,
     },
     func: gemm_f32_6x12_neon,
+    row_panels: None,
 };
 
 /// `m` rows (any count) of one 12-column panel of `C = act(A * B + bias)` for one KC block of
