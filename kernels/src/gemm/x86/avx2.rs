@@ -454,9 +454,10 @@ unsafe fn rest<const KS: usize>(t: &GemmTile, wide: bool) {
 /// panels of a one-row GEMM at once (`RowPanelsFn`), 2 accumulators per panel, one broadcast of
 /// A and two loads per panel per depth step. The classifier at batch 1 (1024 x 1000, 4 MiB of
 /// packed B) inside MobileNet, where its weights come from memory: one panel after another (the
-/// one-row tile of `gemm_f32_6x16_avx2`) read them at 10.8-11.4 GB/s, four at once at
-/// 14.7-15.1 GB/s, 0.73-0.76x the time (Emerald Rapids VM, a scratch kernel of this shape timed
-/// after each inference of a `NetRunner`, 40-60 rounds, medians; eight at once: level with four).
+/// one-row tile of `gemm_f32_6x16_avx2`) 0.40-0.45 ms, four at once 0.28-0.33 ms
+/// (`sepconv-bench mobilenet --isa avx2`, builds alternating, three runs each, Emerald Rapids
+/// VM); hot (the report's `fc` row) level. Eight panels at once ran level with four (a scratch
+/// kernel timed after each inference of a `NetRunner`, 40-60 rounds: 0.73-0.76x one panel).
 ///
 /// # Safety
 ///
