@@ -67,6 +67,8 @@ pub mod dwconv;
 pub mod error;
 pub mod gemm;
 pub mod isa;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 pub mod pack;
 pub mod params;
 mod pointwise;

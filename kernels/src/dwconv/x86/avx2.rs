@@ -44,11 +44,10 @@
 //! on this core the loop's instruction stream is not what holds the depthwise rows at half the
 //! peak in L1; the model's 72-82% is not reached by either.
 
-use std::arch::x86_64::*;
-
-use super::row::Lanes;
+use super::row::RowLanes;
 use super::row_8_ways;
 use crate::dwconv::ukernel::{DwKernel, DwRow};
+use crate::lanes::Ymm;
 use crate::Isa;
 
 /// Channel tile of the packed weights (two `ymm` of `f32`).
@@ -103,71 +102,7 @@ unsafe fn row<const S: usize>(r: &DwRow) {
     unsafe { row_8_ways::<Ymm, S>(r) }
 }
 
-/// `ymm`: eight `f32` lanes, masks as `__m256i` lanes of all ones (`vmaskmovps`).
-struct Ymm;
-
-impl Lanes for Ymm {
-    const LANES: usize = 8;
-    type V = __m256;
-    type Mask = __m256i;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn first_lanes(n: usize) -> __m256i {
-        _mm256_cmpgt_epi32(
-            _mm256_set1_epi32(n as i32),
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        )
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn splat(x: f32) -> __m256 {
-        _mm256_set1_ps(x)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn load(p: *const f32) -> __m256 {
-        // SAFETY: the caller guarantees 8 readable floats at `p`.
-        unsafe { _mm256_loadu_ps(p) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn load_masked(p: *const f32, m: __m256i) -> __m256 {
-        // SAFETY: the caller guarantees the enabled lanes are readable; disabled lanes are not
-        // accessed (no read, no fault).
-        unsafe { _mm256_maskload_ps(p, m) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
-        _mm256_fmadd_ps(a, b, c)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn clamp(y: __m256, lo: __m256, hi: __m256) -> __m256 {
-        // `max`/`min` return their second operand when either is NaN: `y` goes second.
-        _mm256_min_ps(hi, _mm256_max_ps(lo, y))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn store(p: *mut f32, v: __m256) {
-        // SAFETY: the caller guarantees 8 writable floats at `p`.
-        unsafe { _mm256_storeu_ps(p, v) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn store_masked(p: *mut f32, m: __m256i, v: __m256) {
-        // SAFETY: the caller guarantees the enabled lanes are writable; others are untouched.
-        unsafe { _mm256_maskstore_ps(p, m, v) }
-    }
-
+impl RowLanes for Ymm {
     /// The interior loop's markers for `scripts/mca-x86.sh`.
     #[inline(always)]
     fn mca_mark(begin: bool, s: usize) {

@@ -9,11 +9,10 @@
 //! 42 / 26 / 38; 112x112x32 s1 42 / 29 / 36; 7x7x1024 47 / 41 / 41. With tensors 16 bytes off a
 //! line every `zmm` straddles two lines, and it loses a third (28x28x256 s1: 64 instead of 92).
 
-use std::arch::x86_64::*;
-
-use super::row::{row_groups, Lanes};
+use super::row::{row_groups, RowLanes};
 use super::{lines_per_set, row_8_ways, L1_WAYS};
 use crate::dwconv::ukernel::{DwKernel, DwRow};
+use crate::lanes::Zmm;
 use crate::Isa;
 
 /// Channel tile of the packed weights (two `zmm` of `f32`).
@@ -139,68 +138,7 @@ unsafe fn row<const S: usize>(r: &DwRow) {
     }
 }
 
-/// `zmm`: sixteen `f32` lanes, masks as `__mmask16`.
-struct Zmm;
-
-impl Lanes for Zmm {
-    const LANES: usize = 16;
-    type V = __m512;
-    type Mask = __mmask16;
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn first_lanes(n: usize) -> __mmask16 {
-        ((1u32 << n) - 1) as __mmask16
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn splat(x: f32) -> __m512 {
-        _mm512_set1_ps(x)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn load(p: *const f32) -> __m512 {
-        // SAFETY: the caller guarantees 16 readable floats at `p`.
-        unsafe { _mm512_loadu_ps(p) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn load_masked(p: *const f32, m: __mmask16) -> __m512 {
-        // SAFETY: the caller guarantees the enabled lanes are readable; masked-off lanes are
-        // neither read nor fault.
-        unsafe { _mm512_maskz_loadu_ps(m, p) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
-        _mm512_fmadd_ps(a, b, c)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn clamp(y: __m512, lo: __m512, hi: __m512) -> __m512 {
-        // `max`/`min` return their second operand when either is NaN: `y` goes second.
-        _mm512_min_ps(hi, _mm512_max_ps(lo, y))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn store(p: *mut f32, v: __m512) {
-        // SAFETY: the caller guarantees 16 writable floats at `p`.
-        unsafe { _mm512_storeu_ps(p, v) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn store_masked(p: *mut f32, m: __mmask16, v: __m512) {
-        // SAFETY: the caller guarantees the enabled lanes are writable; others are untouched.
-        unsafe { _mm512_mask_storeu_ps(p, m, v) }
-    }
-
+impl RowLanes for Zmm {
     /// The interior loop's markers for `scripts/mca-x86.sh`.
     #[inline(always)]
     fn mca_mark(begin: bool, s: usize) {

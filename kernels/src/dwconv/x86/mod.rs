@@ -5,7 +5,7 @@ pub mod avx512;
 mod row;
 
 use crate::dwconv::ukernel::DwRow;
-use row::{row_groups, Lanes};
+use row::{row_groups, RowLanes};
 
 /// Ways of the L1 data cache (Zen 3, and Intel since Sandy Bridge: 32 KiB, 8 ways, 64 sets).
 pub(super) const L1_WAYS: usize = 8;
@@ -39,7 +39,7 @@ pub(super) fn groups_of_four_8_ways(g4: usize, g2: usize, stride: usize) -> bool
 /// The `DwRowFn` contract with `C_TILE = 2 * X::LANES` and stride `S`; the CPU has `X`'s ISA,
 /// and the caller is that ISA's `#[target_feature]` function.
 #[inline(always)]
-unsafe fn row_8_ways<X: Lanes, const S: usize>(r: &DwRow) {
+unsafe fn row_8_ways<X: RowLanes, const S: usize>(r: &DwRow) {
     let (g4, g2) = (lines_per_set(r, S, 4), lines_per_set(r, S, 2));
     if groups_of_four_8_ways(g4, g2, S) {
         // SAFETY: forwarded (the caller's contract).

@@ -74,39 +74,11 @@
 //! past the last channel of a pixel is touched.
 
 use crate::dwconv::ukernel::DwRow;
+use crate::lanes::Lanes;
 
-/// One x86 vector width as the row kernel uses it: each method is one or two intrinsics.
-///
-/// # Safety (for implementors and callers)
-///
-/// Implementations are `#[target_feature]` functions of their ISA; callers must run on a CPU with
-/// that ISA. The kernel only calls them from code inlined into the ISA's `#[target_feature]`
-/// entry point, so they inline too.
-pub(super) trait Lanes {
-    /// `f32` lanes per vector. The channel tile is two vectors: `2 * LANES` channels.
-    const LANES: usize;
-    /// One vector of `LANES` floats.
-    type V: Copy;
-    /// A lane mask.
-    type Mask: Copy;
-
-    /// The mask of lanes `0 .. n` (`1 <= n <= LANES`).
-    unsafe fn first_lanes(n: usize) -> Self::Mask;
-    /// `x` in every lane.
-    unsafe fn splat(x: f32) -> Self::V;
-    /// Loads `p .. p + LANES`, which must be readable (no alignment needed).
-    unsafe fn load(p: *const f32) -> Self::V;
-    /// Loads the lanes `m` enables (only those need be readable), zeros elsewhere.
-    unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self::V;
-    /// `a * b + c`, fused.
-    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    /// `y` clamped to `[lo, hi]` as `min(hi, max(lo, y))`, with `y` the operand the x86 min/max
-    /// return when either is NaN: a NaN stays NaN (the `DwRowFn` clamp semantics).
-    unsafe fn clamp(y: Self::V, lo: Self::V, hi: Self::V) -> Self::V;
-    /// Stores `v` at `p .. p + LANES`, which must be writable.
-    unsafe fn store(p: *mut f32, v: Self::V);
-    /// Stores the lanes `m` enables (only those need be writable); others are untouched.
-    unsafe fn store_masked(p: *mut f32, m: Self::Mask, v: Self::V);
+/// A vector width the row kernel runs on: the [`Lanes`] operations, and the llvm-mca markers
+/// of its interior loop.
+pub(super) trait RowLanes: Lanes {
     /// An assembler comment for llvm-mca around the interior loop (`scripts/mca-*.sh`), `begin`
     /// or end, stride `s`; nothing unless the ISA marks its loops.
     #[inline(always)]
@@ -115,7 +87,7 @@ pub(super) trait Lanes {
 
 /// Row-wide constants.
 #[derive(Clone, Copy)]
-struct Ctx<X: Lanes> {
+struct Ctx<X: RowLanes> {
     vmin: X::V,
     vmax: X::V,
     /// Lanes `0 .. channels % LANES` (all lanes when that is 0; then unused).
@@ -141,7 +113,7 @@ struct Group {
 /// The `DwRowFn` contract with `C_TILE = 2 * X::LANES` and stride `S`; the CPU has `X`'s ISA,
 /// and the caller is that ISA's `#[target_feature]` function (this inlines into it).
 #[inline(always)]
-pub(super) unsafe fn row_groups<X: Lanes, const S: usize, const GROUP: usize>(r: &DwRow) {
+pub(super) unsafe fn row_groups<X: RowLanes, const S: usize, const GROUP: usize>(r: &DwRow) {
     let tail = r.channels % X::LANES;
     // SAFETY: `X`'s ISA is available (the caller's contract); `1 <= n <= LANES`.
     let cx: Ctx<X> = unsafe {
@@ -187,7 +159,7 @@ pub(super) unsafe fn row_groups<X: Lanes, const S: usize, const GROUP: usize>(r:
 ///
 /// As [`group`], for all channels of the row.
 #[inline(always)]
-unsafe fn tiles<X: Lanes, const S: usize, const GROUP: usize, const N: usize, const E: bool>(
+unsafe fn tiles<X: RowLanes, const S: usize, const GROUP: usize, const N: usize, const E: bool>(
     r: &DwRow,
     cx: &Ctx<X>,
     g: Group,
@@ -235,7 +207,7 @@ unsafe fn tiles<X: Lanes, const S: usize, const GROUP: usize, const N: usize, co
 /// GROUP` and the whole window is in the row; `GROUP` is 2 or 4.
 #[inline(always)]
 unsafe fn group<
-    X: Lanes,
+    X: RowLanes,
     const S: usize,
     const GROUP: usize,
     const N: usize,

@@ -58,8 +58,8 @@
 //! 512 -> 512 (probe, builds alternating) median 87-91 -> 79-83% of peak, best 96 -> 94-95.
 //! A software prefetch of the next B panel in the one-row tile (the classifier, batch 1, whose
 //! 4 MiB of weights come from DRAM inside the network) measured slower: 0.26-0.29 -> 0.29-0.33 ms.
-//! Four panels read at once did pay (`row_panels_avx2`, the kernel's one-row path: four
-//! sequential streams for the prefetchers instead of one).
+//! Four panels read at once did pay (`row_panels_avx2` in `row.rs`, the kernel's one-row path:
+//! four sequential streams for the prefetchers instead of one).
 //! Prefetching the classifier's weights instead during the last pointwise layer (pw13: one line
 //! of them per 8 depth steps beside the next panel's, in this lean loop, through a `GemmTile`
 //! side stream) did speed the classifier up inside the network, but pw13 paid for it (Emerald
@@ -126,7 +126,7 @@ pub static GEMM_F32_6X16_AVX2: GemmKernel = GemmKernel {
         nc: 4096,
     },
     func: gemm_f32_6x16_avx2,
-    row_panels: Some(row_panels_avx2),
+    row_panels: Some(super::row::row_panels_avx2),
 };
 
 /// `m` rows (any count) of one 16-column panel of `C = act(A * B + bias)` for one KC block of
@@ -445,82 +445,6 @@ unsafe fn rest<const KS: usize>(t: &GemmTile, wide: bool) {
                 3 => tile::<3, 1, 2, KS>(t),
                 2 => tile::<2, 1, 4, KS>(t),
                 _ => tile::<1, 1, 4, KS>(t),
-            }
-        }
-    }
-}
-
-/// `row_panels_avx2`, the one-row kernel of [`GEMM_F32_6X16_AVX2`]: up to four 16-column
-/// panels of a one-row GEMM at once (`RowPanelsFn`), 2 accumulators per panel, one broadcast of
-/// A and two loads per panel per depth step. The classifier at batch 1 (1024 x 1000, 4 MiB of
-/// packed B) inside MobileNet, where its weights come from memory: one panel after another (the
-/// one-row tile of `gemm_f32_6x16_avx2`) 0.40-0.45 ms, four at once 0.28-0.33 ms
-/// (`sepconv-bench mobilenet --isa avx2`, builds alternating, three runs each, Emerald Rapids
-/// VM); hot (the report's `fc` row) level. Eight panels at once ran level with four (a scratch
-/// kernel timed after each inference of a `NetRunner`, 40-60 rounds: 0.73-0.76x one panel).
-///
-/// # Safety
-///
-/// The [`RowPanelsFn`](crate::gemm::ukernel::RowPanelsFn) contract with `NR = 16`, and the CPU
-/// supports AVX2 and FMA3.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn row_panels_avx2(t: &GemmTile) {
-    debug_assert!(t.m == 1 && t.k_seg == t.k && t.first_k_block && t.last_k_block);
-    // SAFETY: forwarded; each instance reads exactly `t.n.div_ceil(NR)` panels.
-    unsafe {
-        match t.n.div_ceil(NR) {
-            4 => row_panels::<4>(t),
-            3 => row_panels::<3>(t),
-            2 => row_panels::<2>(t),
-            _ => row_panels::<1>(t),
-        }
-    }
-}
-
-/// [`row_panels_avx2`] over exactly `P` panels.
-///
-/// # Safety
-///
-/// As [`row_panels_avx2`], with `t.n.div_ceil(NR) == P`.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn row_panels<const P: usize>(t: &GemmTile) {
-    let stride = (t.k + 1) * NR;
-    let mut acc = [[_mm256_setzero_ps(); 2]; P];
-    for (j, acc) in acc.iter_mut().enumerate() {
-        for (v, y) in acc.iter_mut().enumerate() {
-            // SAFETY: panel `j < P` starts with its bias row of NR = 16 floats (contract).
-            *y = unsafe { _mm256_loadu_ps(t.bias.add(j * stride + 8 * v)) };
-        }
-    }
-    for p in 0..t.k {
-        // SAFETY: A element `(0, p)`, `p < k` (a plain row of `k` floats).
-        let av = unsafe { _mm256_broadcast_ss(&*t.a.add(p)) };
-        for (j, acc) in acc.iter_mut().enumerate() {
-            for (v, y) in acc.iter_mut().enumerate() {
-                // SAFETY: B row `p < k` of panel `j < P`, floats `8v .. 8v + 8 <= 16`.
-                let bv = unsafe { _mm256_loadu_ps(t.b.add(j * stride + p * NR + 8 * v)) };
-                *y = _mm256_fmadd_ps(av, bv, *y);
-            }
-        }
-    }
-    let (vmin, vmax) = (_mm256_set1_ps(t.min), _mm256_set1_ps(t.max));
-    for (j, acc) in acc.iter().enumerate() {
-        for (v, &y) in acc.iter().enumerate() {
-            // `y` second: a NaN stays NaN (see `tile`).
-            let y = _mm256_min_ps(vmax, _mm256_max_ps(vmin, y));
-            let col = j * NR + 8 * v;
-            if col >= t.n {
-                break;
-            }
-            // SAFETY: columns `col .. col + 8` of C's one row: whole when all are `< n`, else the
-            // mask stores only those `< n`.
-            unsafe {
-                if col + 8 <= t.n {
-                    _mm256_storeu_ps(t.c.add(col), y);
-                } else {
-                    _mm256_maskstore_ps(t.c.add(col), column_mask(t.n - col, 0), y);
-                }
             }
         }
     }

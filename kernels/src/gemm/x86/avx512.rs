@@ -87,7 +87,7 @@ pub static GEMM_F32_14X16_AVX512: GemmKernel = GemmKernel {
         nc: 4096,
     },
     func: gemm_f32_14x16_avx512,
-    row_panels: Some(super::avx512_row::row_panels_avx512::<1>),
+    row_panels: Some(super::row::row_panels_avx512::<1>),
 };
 
 /// `m` rows (any count) of one 16-column panel of `C = act(A * B + bias)` for one KC block of

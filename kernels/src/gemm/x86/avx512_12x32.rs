@@ -76,7 +76,7 @@ pub static GEMM_F32_12X32_AVX512: GemmKernel = GemmKernel {
         nc: 4096,
     },
     func: gemm_f32_12x32_avx512,
-    row_panels: Some(super::avx512_row::row_panels_avx512::<2>),
+    row_panels: Some(super::row::row_panels_avx512::<2>),
 };
 
 /// `m` rows of one 32-column panel of `C = act(A * B + bias)` for one KC block: tall 12-row tiles

@@ -224,7 +224,7 @@ pub static GEMM_F32_8X32_AVX512: GemmKernel = GemmKernel {
         nc: 4096,
     },
     func: gemm_f32_8x32_avx512,
-    row_panels: Some(super::avx512_row::row_panels_avx512::<2>),
+    row_panels: Some(super::row::row_panels_avx512::<2>),
 };
 
 /// `m` rows (any count) of one 32-column panel of `C = act(A * B + bias)` for one KC block of

@@ -58,7 +58,7 @@ pub mod avx2;
 pub mod avx512;
 pub mod avx512_12x32;
 pub mod avx512_8x32;
-pub mod avx512_row;
+pub mod row;
 
 /// Segment depth of the implicit GEMM of a 3x3 convolution over 3 input channels (the stem).
 pub(crate) const RGB_SEGMENT: usize = 9;
