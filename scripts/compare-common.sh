@@ -1,4 +1,4 @@
-# Shared set-up of the library comparison scripts (sourced, not run): builds `sepconv-bench`
+# Shared set-up of the comparison scripts (sourced, not run): builds `sepconv-bench`
 # and sets `bench` (its path), `isas` (avx2, and avx512 where this CPU has it) and `hide` (the
 # LD_PRELOAD library that hides AVX-512 from CPUID, built from scripts/hide-avx512.c, where the
 # CPU has AVX-512 and Linux's CPUID faulting; else empty) and `log` (a temporary file, removed

@@ -64,7 +64,12 @@ pub struct GemmTile {
     /// else this panel's start (`bias`), whose lines are already cached. Prefetches never fault,
     /// but one past the end of packed B may land on an unmapped page, and its page walk is not
     /// free: prefetching the panel after the last one cost a Cascade Lake core 15% at K = 32-128
-    /// (8 x 32 tile, packed B at the top of the heap, paired calls).
+    /// (8 x 32 tile, packed B at the top of the heap, paired calls). With the depth in several KC
+    /// blocks these are the next panel's first block's lines, whatever block the call is in;
+    /// pointing it at the call's own block of the next panel instead measured level (Emerald
+    /// Rapids VM, the two alternating in one process: the 14 x 16 AVX-512 tile, KC = 256, on
+    /// pw07/pw12/pw13, 40-120 pairs a run, 0.96-1.05x in five runs; std07/std13, deeper than KC,
+    /// 0.99-1.03x on that tile and 0.995-1.003x on AVX2's).
     pub next_b: *const f32,
     /// C: row `i` of the tile starts at `c + i * ldc`; columns `0 .. n` are written.
     pub c: *mut f32,

@@ -114,7 +114,9 @@ macro_rules! depth_step {
 /// block of A (<= 288 KiB) in L2 beside the sliver while the column panels change. (MC = 36,
 /// 48 and 96, whole networks alternating in one process on an Emerald Rapids VM, 12 rounds:
 /// 1.025, 1.013 and 1.000x; 48 gained ~1% on most layers but split pw12 and pw13's 49 rows into
-/// two blocks, each streaming their 2-4 MiB of B, +7-11%.)
+/// two blocks, each streaming their 2-4 MiB of B, +7-11%. MC = 198, the 14x14 layers' 196 rows
+/// in one block so their B streams once, with a run of the production setting beside it as a
+/// control: 1.004x, the control 1.008-1.018x.)
 pub static GEMM_F32_6X16_AVX2: GemmKernel = GemmKernel {
     name: "gemm_f32_6x16_avx2",
     isa: Isa::Avx2,
