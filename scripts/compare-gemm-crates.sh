@@ -23,5 +23,5 @@ for isa in $isas; do
     echo
     pre=""
     [ "$isa" = avx2 ] && [ -n "$hide" ] && pre="$PWD/$hide"
-    LD_PRELOAD=$pre "$versus" --isa "$isa" --rounds "$rounds" $filter 2>&1 | grep -v '^hide-avx512:'
+    LD_PRELOAD=$pre "$versus" --isa "$isa" --rounds "$rounds" ${filter:+"$filter"} 2>&1 | grep -v '^hide-avx512:'
 done
