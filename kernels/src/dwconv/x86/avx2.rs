@@ -33,10 +33,11 @@
 //! process, 40 pairs): stride 2 0.99-1.30x (7 of 8 trials over 1.05), stride 1 0.98-1.14x.
 //!
 //! Tried and dropped (Cascade Lake, session 14): the interior groups of 4 in inline assembly,
-//! every address one base register plus the pixel stride scaled. LLVM's stride-2 loop spills
-//! (`scripts/mca-x86.sh`: 127 loads per 72 FMAs where 74 are needed) and llvm-mca models its
-//! loops at 72 / 62% of the FMA peak on znver3 (70 / 57% skylake) against 82% for the assembly
-//! at both strides (the FP0/FP1 pipes also run the clamp). Measured, though, the two ran alike:
+//! every address one base register plus the pixel stride scaled. LLVM's stride-2 loop spilled
+//! then (`scripts/mca-x86.sh`: 127 loads per 72 FMAs where 74 are needed; see `row.rs`) and
+//! llvm-mca modelled its loops at 72 / 62% of the FMA peak on znver3 (70 / 57% skylake) against
+//! 82% for the assembly at both strides (the FP0/FP1 pipes also run the clamp). Measured,
+//! though, the two ran alike:
 //! whole layers in one process, alternating (ReLU6, dense), dw02-dw13 within 1%, dw01 (32
 //! channels) 3% slower; the row kernel alone on rows in L1 (valid padding, 32-128 channels),
 //! 50-56% of peak for the intrinsics and 49-55% for the assembly. Its FMAs in tap-major order
@@ -44,7 +45,7 @@
 //! on this core the loop's instruction stream is not what holds the depthwise rows at half the
 //! peak in L1; the model's 72-82% is not reached by either.
 
-use super::row::RowLanes;
+use super::row::{edge_group, interior_run, Group, RowLanes};
 use super::row_8_ways;
 use crate::dwconv::ukernel::{DwKernel, DwRow};
 use crate::lanes::Ymm;
@@ -103,6 +104,18 @@ unsafe fn row<const S: usize>(r: &DwRow) {
 }
 
 impl RowLanes for Ymm {
+    #[inline(always)]
+    unsafe fn interior<const S: usize, const GROUP: usize>(r: &DwRow, ox: usize, groups: usize) {
+        // SAFETY: forwarded (the trait's contract; the CPU has this ISA).
+        unsafe { interior_avx2::<S, GROUP>(r, ox, groups) }
+    }
+
+    #[inline(always)]
+    unsafe fn edge<const S: usize, const GROUP: usize>(r: &DwRow, g: Group) {
+        // SAFETY: forwarded (the trait's contract; the CPU has this ISA).
+        unsafe { edge_avx2::<S, GROUP>(r, g) }
+    }
+
     /// The interior loop's markers for `scripts/mca-x86.sh`.
     #[inline(always)]
     fn mca_mark(begin: bool, s: usize) {
@@ -121,4 +134,28 @@ impl RowLanes for Ymm {
             }
         }
     }
+}
+
+/// [`interior_run`] on `ymm`: a function of its own (see [`RowLanes`]).
+///
+/// # Safety
+///
+/// As [`interior_run`]; the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+unsafe fn interior_avx2<const S: usize, const GROUP: usize>(r: &DwRow, ox: usize, groups: usize) {
+    // SAFETY: forwarded; this is the ISA's `#[target_feature]` function.
+    unsafe { interior_run::<Ymm, S, GROUP>(r, ox, groups) }
+}
+
+/// [`edge_group`] on `ymm`: a function of its own (see [`RowLanes`]).
+///
+/// # Safety
+///
+/// As [`edge_group`]; the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+unsafe fn edge_avx2<const S: usize, const GROUP: usize>(r: &DwRow, g: Group) {
+    // SAFETY: forwarded; this is the ISA's `#[target_feature]` function.
+    unsafe { edge_group::<Ymm, S, GROUP>(r, g) }
 }

@@ -9,7 +9,7 @@
 //! 42 / 26 / 38; 112x112x32 s1 42 / 29 / 36; 7x7x1024 47 / 41 / 41. With tensors 16 bytes off a
 //! line every `zmm` straddles two lines, and it loses a third (28x28x256 s1: 64 instead of 92).
 
-use super::row::{row_groups, RowLanes};
+use super::row::{edge_group, interior_run, row_groups, Group, RowLanes};
 use super::{lines_per_set, row_8_ways, L1_WAYS};
 use crate::dwconv::ukernel::{DwKernel, DwRow};
 use crate::lanes::Zmm;
@@ -139,6 +139,18 @@ unsafe fn row<const S: usize>(r: &DwRow) {
 }
 
 impl RowLanes for Zmm {
+    #[inline(always)]
+    unsafe fn interior<const S: usize, const GROUP: usize>(r: &DwRow, ox: usize, groups: usize) {
+        // SAFETY: forwarded (the trait's contract; the CPU has this ISA).
+        unsafe { interior_avx512::<S, GROUP>(r, ox, groups) }
+    }
+
+    #[inline(always)]
+    unsafe fn edge<const S: usize, const GROUP: usize>(r: &DwRow, g: Group) {
+        // SAFETY: forwarded (the trait's contract; the CPU has this ISA).
+        unsafe { edge_avx512::<S, GROUP>(r, g) }
+    }
+
     /// The interior loop's markers for `scripts/mca-x86.sh`.
     #[inline(always)]
     fn mca_mark(begin: bool, s: usize) {
@@ -157,4 +169,28 @@ impl RowLanes for Zmm {
             }
         }
     }
+}
+
+/// [`interior_run`] on `zmm`: a function of its own (see [`RowLanes`]).
+///
+/// # Safety
+///
+/// As [`interior_run`]; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline(never)]
+unsafe fn interior_avx512<const S: usize, const GROUP: usize>(r: &DwRow, ox: usize, groups: usize) {
+    // SAFETY: forwarded; this is the ISA's `#[target_feature]` function.
+    unsafe { interior_run::<Zmm, S, GROUP>(r, ox, groups) }
+}
+
+/// [`edge_group`] on `zmm`: a function of its own (see [`RowLanes`]).
+///
+/// # Safety
+///
+/// As [`edge_group`]; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline(never)]
+unsafe fn edge_avx512<const S: usize, const GROUP: usize>(r: &DwRow, g: Group) {
+    // SAFETY: forwarded; this is the ISA's `#[target_feature]` function.
+    unsafe { edge_group::<Zmm, S, GROUP>(r, g) }
 }

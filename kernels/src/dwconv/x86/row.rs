@@ -46,18 +46,18 @@
 //! at stride 2. Half-line loads, and each tile's lines read in two passes, cost more than the
 //! loads saved.
 //!
-//! # Register allocation at stride 2 on AVX2 (measured, not adopted)
+//! # Register allocation
 //!
-//! Inlined into the row loop beside the edge groups' code, the AVX2 stride-2 interior loop is
+//! Inlined into the row loop beside the edge groups' code, the AVX2 stride-2 interior loop was
 //! 221-237 instructions per tile (16 registers for 8 accumulators, 6 taps and the inputs): LLVM
-//! spills the pixel stride and reloads it from the stack about 50 times per iteration while
-//! three callee-saved registers stay unused (stride 1: 166 instructions, no spills). Session 17
-//! ran each run of interior groups in an `#[inline(never)]` function of its own (one call per
-//! row): 170-175 instructions, 79 loads instead of 127; `llvm-mca` put it at 51 instead of 58
-//! cycles per tile on Zen 3 (FMA use 62 -> 70%) and level on Sapphire Rapids (61 cycles, bound
-//! by port 1: address arithmetic and the clamp). On an Emerald Rapids VM the report's AVX2
-//! depthwise rows were level to 1-2% slower (best samples, 11 alternating runs of the two
-//! builds), so it was not kept; it is worth measuring on Zen 3.
+//! spilled the pixel stride and reloaded it from the stack about 50 times per iteration while
+//! three callee-saved registers stayed unused; and a change to the edge code alone could move
+//! the stride-1 loop from 169 to 204 instructions (spills). Session 17 tried the interior run as
+//! a function of its own and measured it level on an Emerald Rapids VM; since session 22 both
+//! pieces are (see [`RowLanes`]), with the edges' columns as constants: `scripts/mca-x86.sh`
+//! puts the stride-1 loop at 166 instructions and 58 loads per 72 FMAs, the stride-2 one at 175
+//! and 79 (it was 221 and 127): llvm-mca 71.9 / 70.5% of the FMA peak on znver3 (stride 2 was
+//! 62.4%), 68.7 / 58.9% on sapphirerapids (64.2 / 58.7).
 //!
 //! # Borders and tails
 //!
@@ -67,7 +67,16 @@
 //! of such a group is a constant of its instance (1-4): at 14 and 7 pixels per row half or all
 //! of the groups are edge groups, and testing the count at every FMA had cost the 14x14x512
 //! layers 3-5 points of peak (Zen 3, `report dwconv3x3/avx2`, builds alternating: dw07-dw11
-//! best 43-44 -> 46-47%, median 29-33 -> 34-39%; dw13 best 40-41 -> 42%). The channel tail
+//! best 43-44 -> 46-47%, median 29-33 -> 34-39%; dw13 best 40-41 -> 42%). So are the skipped
+//! columns in the two usual cases, a row's first group in a one-column left padding and a last
+//! group in a one-column right padding; other edges test each column against `lo .. hi`.
+//!
+//! Runs of interior groups and the edge groups are separate functions of each ISA file (see
+//! [`RowLanes`]). Together, against one function with the columns tested (session 22, Emerald
+//! Rapids VM, AVX2, each layer hot, old and new kernels alternating in one process, 60 pairs,
+//! median per-pair time ratio, outputs bit-identical): dw13 (7x7x1024) 0.935, dw12 0.956, dw05
+//! 0.923, dw03 0.943, dw04 0.947, dw07 0.983, dw01 0.978, dw02 / dw06 level; callgrind: 21%
+//! fewer instructions on dw13, 12-14% on the 14x14x512 layers, 4-7% elsewhere. The channel tail
 //! (`channels % C_TILE`) runs with one vector per pixel when it is at most `LANES` channels, and
 //! its last vector uses masked loads and stores ([`Lanes::load_masked`] /
 //! [`Lanes::store_masked`], which neither read, write nor fault on disabled lanes), so nothing
@@ -76,13 +85,34 @@
 use crate::dwconv::ukernel::DwRow;
 use crate::lanes::Lanes;
 
-/// A vector width the row kernel runs on: the [`Lanes`] operations, and the llvm-mca markers
-/// of its interior loop.
+/// A vector width the row kernel runs on: the [`Lanes`] operations, the llvm-mca markers of its
+/// interior loop, and its two out-of-line pieces of a row.
+///
+/// A row is cut into runs of interior groups and single edge groups, and each ISA compiles the
+/// two as functions of their own (`#[target_feature]`, never inlined: one call per run or edge
+/// group), so that LLVM allocates the interior loop's registers without the edge code around
+/// it. Inlined into one function, a change to the edge groups' code had moved the stride-1
+/// interior loop from 169 to 204 instructions (58 to 93 loads per 72 FMAs: spills) and the
+/// stride-2 one the other way, from 221 to 172 (`scripts/mca-x86.sh`).
 pub(super) trait RowLanes: Lanes {
     /// An assembler comment for llvm-mca around the interior loop (`scripts/mca-*.sh`), `begin`
     /// or end, stride `s`; nothing unless the ISA marks its loops.
     #[inline(always)]
     fn mca_mark(_begin: bool, _s: usize) {}
+
+    /// [`interior_run`] on this ISA, out of line.
+    ///
+    /// # Safety
+    ///
+    /// As [`interior_run`]; the CPU has this ISA.
+    unsafe fn interior<const S: usize, const GROUP: usize>(r: &DwRow, ox: usize, groups: usize);
+
+    /// [`edge_group`] on this ISA, out of line.
+    ///
+    /// # Safety
+    ///
+    /// As [`edge_group`]; the CPU has this ISA.
+    unsafe fn edge<const S: usize, const GROUP: usize>(r: &DwRow, g: Group);
 }
 
 /// Row-wide constants.
@@ -94,11 +124,29 @@ struct Ctx<X: RowLanes> {
     mask: X::Mask,
 }
 
+impl<X: RowLanes> Ctx<X> {
+    /// # Safety
+    ///
+    /// `X`'s ISA is available, and the caller is compiled for it.
+    #[inline(always)]
+    unsafe fn new(r: &DwRow) -> Ctx<X> {
+        let tail = r.channels % X::LANES;
+        // SAFETY: `X`'s ISA is available (the caller's contract); `1 <= n <= LANES`.
+        unsafe {
+            Ctx {
+                vmin: X::splat(r.min),
+                vmax: X::splat(r.max),
+                mask: X::first_lanes(if tail == 0 { X::LANES } else { tail }),
+            }
+        }
+    }
+}
+
 /// One group of output pixels `ox .. ox + n` (`n <=` the group size). Its input window starts
 /// at column `c0 = ox * S - pad_left` (negative in the left padding); window columns `lo .. hi`
-/// are inside `0 .. in_width`.
+/// are inside `0 .. in_width`. Built only by [`Group::at`].
 #[derive(Clone, Copy)]
-struct Group {
+pub(super) struct Group {
     ox: usize,
     c0: isize,
     n: usize,
@@ -106,49 +154,123 @@ struct Group {
     hi: usize,
 }
 
-/// One row in groups of `GROUP` output pixels (2 or 4), then channel tiles.
-///
-/// # Safety
-///
-/// The `DwRowFn` contract with `C_TILE = 2 * X::LANES` and stride `S`; the CPU has `X`'s ISA,
-/// and the caller is that ISA's `#[target_feature]` function (this inlines into it).
-#[inline(always)]
-pub(super) unsafe fn row_groups<X: RowLanes, const S: usize, const GROUP: usize>(r: &DwRow) {
-    let tail = r.channels % X::LANES;
-    // SAFETY: `X`'s ISA is available (the caller's contract); `1 <= n <= LANES`.
-    let cx: Ctx<X> = unsafe {
-        Ctx {
-            vmin: X::splat(r.min),
-            vmax: X::splat(r.max),
-            mask: X::first_lanes(if tail == 0 { X::LANES } else { tail }),
-        }
-    };
-    let window = (GROUP - 1) * S + 3;
-    let mut ox = 0;
-    while ox < r.out_width {
+impl Group {
+    /// The group of up to `GROUP` outputs from `ox` (`< out_width`) of a stride-`S` row.
+    #[inline(always)]
+    fn at<const S: usize, const GROUP: usize>(r: &DwRow, ox: usize) -> Group {
+        let window = (GROUP - 1) * S + 3;
         let n = (r.out_width - ox).min(GROUP);
         let c0 = (ox * S) as isize - r.pad_left as isize;
         let lo = (-c0).max(0) as usize;
         let hi = (r.in_width as isize - c0).clamp(0, window as isize) as usize;
-        let g = Group { ox, c0, n, lo, hi };
-        // SAFETY: forwarded; `g` is built as `tiles` requires, and the group is full with its
-        // whole window inside the row exactly when `E` is false.
-        unsafe {
-            // Edge groups of 4 get their output count as a constant (`N`) too, so the FMAs of
-            // the outputs past it are not compiled rather than tested; groups of 2 test `g.n`
-            // (`N = 0`): the 4 copies cost more code than they save there.
-            match n {
-                _ if n == GROUP && lo == 0 && hi == window => {
-                    tiles::<X, S, GROUP, GROUP, false>(r, &cx, g)
-                }
-                _ if GROUP != 4 => tiles::<X, S, GROUP, 0, true>(r, &cx, g),
-                1 => tiles::<X, S, GROUP, 1, true>(r, &cx, g),
-                2 => tiles::<X, S, GROUP, 2, true>(r, &cx, g),
-                3 => tiles::<X, S, GROUP, 3, true>(r, &cx, g),
-                _ => tiles::<X, S, GROUP, 4, true>(r, &cx, g),
+        Group { ox, c0, n, lo, hi }
+    }
+
+    /// Full, with its whole window inside the row.
+    #[inline(always)]
+    fn is_interior<const S: usize, const GROUP: usize>(&self) -> bool {
+        self.n == GROUP && self.lo == 0 && self.hi == (GROUP - 1) * S + 3
+    }
+}
+
+/// Which window columns a group's code skips (its `COLS` parameter): none (an interior group),
+/// the columns outside `g.lo .. g.hi` (tested at run time), or, as constants, the first column
+/// (the left padding of the row's first group) or the columns from the last one its outputs use
+/// (the right padding of its last group). The constant cases compile to straight-line code; the
+/// tested one costs two compares and branches per column, tile and kernel row (at 7 pixels per
+/// row every group is an edge group, and those were 11% of a 7x7x1024 layer's instructions).
+const ALL_IN: u8 = 0;
+const SKIP_OUTSIDE: u8 = 1;
+const SKIP_FIRST: u8 = 2;
+const SKIP_LAST: u8 = 3;
+
+/// One row in groups of `GROUP` output pixels (2 or 4), then channel tiles: runs of interior
+/// groups through [`RowLanes::interior`], each edge group through [`RowLanes::edge`].
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 2 * X::LANES` and stride `S`; the CPU has `X`'s ISA.
+#[inline(always)]
+pub(super) unsafe fn row_groups<X: RowLanes, const S: usize, const GROUP: usize>(r: &DwRow) {
+    let mut ox = 0;
+    while ox < r.out_width {
+        let g = Group::at::<S, GROUP>(r, ox);
+        if g.is_interior::<S, GROUP>() {
+            let mut groups = 1;
+            while ox + groups * GROUP < r.out_width
+                && Group::at::<S, GROUP>(r, ox + groups * GROUP).is_interior::<S, GROUP>()
+            {
+                groups += 1;
             }
+            // SAFETY: forwarded; groups `ox + k * GROUP`, `k < groups`, are interior.
+            unsafe { X::interior::<S, GROUP>(r, ox, groups) };
+            ox += groups * GROUP;
+        } else {
+            // SAFETY: forwarded; `g` was built by `Group::at`.
+            unsafe { X::edge::<S, GROUP>(r, g) };
+            ox += g.n;
         }
-        ox += n;
+    }
+}
+
+/// `groups` interior groups from output `ox`: full, their windows inside the row.
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 2 * X::LANES` and stride `S`; the CPU has `X`'s ISA,
+/// and the caller is that ISA's `#[target_feature]` function (this inlines into it); the groups
+/// at `ox + k * GROUP` for `k < groups` are interior ([`Group::is_interior`]).
+#[inline(always)]
+pub(super) unsafe fn interior_run<X: RowLanes, const S: usize, const GROUP: usize>(
+    r: &DwRow,
+    ox: usize,
+    groups: usize,
+) {
+    // SAFETY: forwarded (the caller's contract).
+    let cx = unsafe { Ctx::<X>::new(r) };
+    for k in 0..groups {
+        let g = Group::at::<S, GROUP>(r, ox + k * GROUP);
+        // SAFETY: forwarded; `g` is interior.
+        unsafe { tiles::<X, S, GROUP, GROUP, ALL_IN>(r, &cx, g) };
+    }
+}
+
+/// One edge group: in the left or right padding, or with fewer than `GROUP` outputs.
+///
+/// # Safety
+///
+/// The `DwRowFn` contract with `C_TILE = 2 * X::LANES` and stride `S`; the CPU has `X`'s ISA,
+/// and the caller is that ISA's `#[target_feature]` function (this inlines into it); `g` was
+/// built by [`Group::at`] for this row.
+#[inline(always)]
+pub(super) unsafe fn edge_group<X: RowLanes, const S: usize, const GROUP: usize>(
+    r: &DwRow,
+    g: Group,
+) {
+    // SAFETY: forwarded (the caller's contract).
+    let cx = unsafe { Ctx::<X>::new(r) };
+    let window = (GROUP - 1) * S + 3;
+    // Columns `0 .. (n - 1) * S + 3` are the ones `n` outputs use.
+    let first_only = g.lo == 1 && g.hi == window;
+    let last_only = g.lo == 0 && g.hi == (g.n - 1) * S + 2;
+    // SAFETY: forwarded; each arm's `N` is 0 or `g.n`, and its `COLS` skips exactly the
+    // columns outside `g.lo .. g.hi` that the group's outputs would read.
+    unsafe {
+        // Edge groups of 4 get their output count as a constant (`N`) too, so the FMAs of
+        // the outputs past it are not compiled rather than tested; groups of 2 test `g.n`
+        // (`N = 0`): the 4 copies cost more code than they save there.
+        match g.n {
+            _ if GROUP != 4 => tiles::<X, S, GROUP, 0, SKIP_OUTSIDE>(r, &cx, g),
+            4 if first_only => tiles::<X, S, GROUP, 4, SKIP_FIRST>(r, &cx, g),
+            1 if last_only => tiles::<X, S, GROUP, 1, SKIP_LAST>(r, &cx, g),
+            2 if last_only => tiles::<X, S, GROUP, 2, SKIP_LAST>(r, &cx, g),
+            3 if last_only => tiles::<X, S, GROUP, 3, SKIP_LAST>(r, &cx, g),
+            4 if last_only => tiles::<X, S, GROUP, 4, SKIP_LAST>(r, &cx, g),
+            1 => tiles::<X, S, GROUP, 1, SKIP_OUTSIDE>(r, &cx, g),
+            2 => tiles::<X, S, GROUP, 2, SKIP_OUTSIDE>(r, &cx, g),
+            3 => tiles::<X, S, GROUP, 3, SKIP_OUTSIDE>(r, &cx, g),
+            _ => tiles::<X, S, GROUP, 4, SKIP_OUTSIDE>(r, &cx, g),
+        }
     }
 }
 
@@ -159,7 +281,7 @@ pub(super) unsafe fn row_groups<X: RowLanes, const S: usize, const GROUP: usize>
 ///
 /// As [`group`], for all channels of the row.
 #[inline(always)]
-unsafe fn tiles<X: RowLanes, const S: usize, const GROUP: usize, const N: usize, const E: bool>(
+unsafe fn tiles<X: RowLanes, const S: usize, const GROUP: usize, const N: usize, const COLS: u8>(
     r: &DwRow,
     cx: &Ctx<X>,
     g: Group,
@@ -169,12 +291,12 @@ unsafe fn tiles<X: RowLanes, const S: usize, const GROUP: usize, const N: usize,
     let rem = r.channels % c_tile;
     let ch = full * c_tile;
     for t in 0..full {
-        if !E && GROUP == 4 {
+        if COLS == ALL_IN && GROUP == 4 {
             X::mca_mark(true, S);
         }
         // SAFETY: channels `t*C_TILE .. (t+1)*C_TILE <= channels`: a whole tile; `g` is valid.
-        unsafe { group::<X, S, GROUP, N, 2, false, E>(r, cx, t * c_tile, g) };
-        if !E && GROUP == 4 {
+        unsafe { group::<X, S, GROUP, N, 2, false, COLS>(r, cx, t * c_tile, g) };
+        if COLS == ALL_IN && GROUP == 4 {
             X::mca_mark(false, S);
         }
     }
@@ -182,29 +304,31 @@ unsafe fn tiles<X: RowLanes, const S: usize, const GROUP: usize, const N: usize,
     // vector when that vector is masked.
     if rem > X::LANES {
         // SAFETY: channels `ch .. ch+LANES` whole, `ch+LANES .. channels` under `mask`.
-        unsafe { group::<X, S, GROUP, N, 2, true, E>(r, cx, ch, g) };
+        unsafe { group::<X, S, GROUP, N, 2, true, COLS>(r, cx, ch, g) };
     } else if rem == X::LANES {
         // SAFETY: channels `ch .. ch+LANES == channels`, one whole vector.
-        unsafe { group::<X, S, GROUP, N, 1, false, E>(r, cx, ch, g) };
+        unsafe { group::<X, S, GROUP, N, 1, false, COLS>(r, cx, ch, g) };
     } else if rem > 0 {
         // SAFETY: channels `ch .. channels` under `mask`.
-        unsafe { group::<X, S, GROUP, N, 1, true, E>(r, cx, ch, g) };
+        unsafe { group::<X, S, GROUP, N, 1, true, COLS>(r, cx, ch, g) };
     }
 }
 
 /// One group of output pixels for the channel tile starting at `ch`, with `H` vectors per pixel
 /// (the last one masked when `M`), computing and storing outputs `0 .. n`: `n = N`, or `g.n`
-/// when `N` is 0. `E` (edge): skip the window columns outside `g.lo .. g.hi`; without `E` the
-/// group is full (`N == GROUP`) and all its columns are inside.
+/// when `N` is 0. `COLS` says which window columns to skip (those outside `g.lo .. g.hi`, as
+/// constants where it can); `ALL_IN`: the group is full (`N == GROUP`) and all its columns are
+/// inside.
 ///
 /// # Safety
 ///
 /// The `DwRowFn` contract with `C_TILE = 2 * X::LANES` and stride `S`; `X`'s ISA is available;
 /// `ch` is a multiple of `C_TILE` below `channels`; channels `ch .. ch + LANES * H` exist, except
 /// that when `M` the last vector covers only the lanes `cx.mask` enables, which are exactly the
-/// channels left; `g` was built by [`row_groups`] (so `g.ox + g.n <= out_width`, and window
-/// columns `g.lo .. g.hi` are in the row); `N` is 0 or `g.n`; when `E` is false, `N == g.n ==
-/// GROUP` and the whole window is in the row; `GROUP` is 2 or 4.
+/// channels left; `g` was built by [`Group::at`] (so `g.ox + g.n <= out_width`, and window
+/// columns `g.lo .. g.hi` are in the row); `N` is 0 or `g.n`; `COLS` skips every column outside
+/// `g.lo .. g.hi` that outputs `0 .. n` use (`ALL_IN`: `N == g.n == GROUP` and the whole window
+/// is in the row); `GROUP` is 2 or 4.
 #[inline(always)]
 unsafe fn group<
     X: RowLanes,
@@ -213,7 +337,7 @@ unsafe fn group<
     const N: usize,
     const H: usize,
     const M: bool,
-    const E: bool,
+    const COLS: u8,
 >(
     r: &DwRow,
     cx: &Ctx<X>,
@@ -242,7 +366,13 @@ unsafe fn group<
             }
         }
         for j in 0..(GROUP - 1) * S + 3 {
-            if E && (j < g.lo || j >= g.hi) {
+            let skip = match COLS {
+                ALL_IN => false,
+                SKIP_FIRST => j == 0,
+                SKIP_LAST => j >= (n - 1) * S + 2,
+                _ => j < g.lo || j >= g.hi,
+            };
+            if skip {
                 continue;
             }
             // Window column j is input column `c0 + j`, in `0 .. in_width` (`lo <= j < hi`).
