@@ -24,6 +24,13 @@ pub struct Kernels {
 fn production_gemm(isa: Isa) -> Option<&'static GemmKernel> {
     match isa {
         Isa::Portable => Some(&gemm::portable::GEMM_F32_4X8_PORTABLE),
+        // Intel cores with an 8-way L1d (before Ice Lake) have a 1.5K-uop decoded-instruction
+        // cache, too small for the depth-64 tile unrolled (measured on Cascade Lake; see
+        // `gemm/x86/avx2.rs`).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if !crate::isa::is_amd() && crate::isa::l1d_ways() <= 8 => {
+            Some(&gemm::x86::avx2::GEMM_F32_6X16U32_AVX2)
+        }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => Some(&gemm::x86::avx2::GEMM_F32_6X16_AVX2),
         #[cfg(target_arch = "aarch64")]

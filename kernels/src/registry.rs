@@ -16,6 +16,8 @@ pub static GEMM_KERNELS: &[&GemmKernel] = &[
     &gemm::portable::GEMM_F32_4X8_PORTABLE,
     #[cfg(target_arch = "x86_64")]
     &gemm::x86::avx2::GEMM_F32_6X16_AVX2,
+    #[cfg(target_arch = "x86_64")]
+    &gemm::x86::avx2::GEMM_F32_6X16U32_AVX2,
     #[cfg(target_arch = "aarch64")]
     &gemm::aarch64::neon::GEMM_F32_6X12_NEON,
     #[cfg(target_arch = "x86_64")]

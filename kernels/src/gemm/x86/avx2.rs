@@ -26,7 +26,10 @@
 //! K = 32 in L1 83-87 -> 92, pw01 (112x112, 32 -> 64) 86 -> 93, K = 64 90-94 -> 93-96; the
 //! stem, 8 output rows in L2, 18.8 -> 17.1 us. With the depth steps in assembly (below), K = 64
 //! unrolled ran 5% slower than looped on a Cascade Lake core (pw02, 84-85 -> 77-79% of peak: 8
-//! blocks of 165 instructions per tile), K = 32 3-4% faster (pw01 76-77 -> 79-80).
+//! blocks of 165 instructions per tile), K = 32 3-4% faster (pw01 76-77 -> 79-80); on an
+//! Emerald Rapids core K = 64 unrolled is 4-6% faster (see [`GEMM_F32_6X16U32_AVX2`]), so the
+//! production kernel unrolls 32 and 64, and Intel cores with an 8-way L1d get the variant that
+//! unrolls only 32.
 //!
 //! The lean loop's depth steps are inline assembly, 8 per `asm!` block (`eight_steps`): the
 //! same FMAs in the same order as the intrinsics (the same bits), with each A row addressed as
@@ -131,6 +134,20 @@ pub static GEMM_F32_6X16_AVX2: GemmKernel = GemmKernel {
     row_panels: Some(super::row::row_panels_avx2),
 };
 
+/// `gemm_f32_6x16u32_avx2`: [`GEMM_F32_6X16_AVX2`] with only depth 32 of the lean loop unrolled
+/// (depth 64 runs as a loop of `eight_steps` blocks), for cores whose decoded-instruction cache
+/// holds 1.5K micro-ops (Intel before Ice Lake: Skylake-SP, Cascade Lake), where a depth-64 tile
+/// unrolled (8 blocks of 165 instructions) ran 5% slower than looped (Cascade Lake, pw02 84-85
+/// -> 77-79% of peak). Where the cache holds 4K (Zen 3, Golden Cove) the unrolled tile is faster
+/// (Emerald Rapids VM, both kernels alternating in one process, 60 pairs: pw02 0.942x the time,
+/// 96 x 64 -> 128 in L1 0.963x; K = 32 and 128 level). `dispatch.rs` picks it on Intel cores with
+/// an 8-way L1d, the same generation.
+pub static GEMM_F32_6X16U32_AVX2: GemmKernel = GemmKernel {
+    name: "gemm_f32_6x16u32_avx2",
+    func: gemm_f32_6x16u32_avx2,
+    ..GEMM_F32_6X16_AVX2
+};
+
 /// `m` rows (any count) of one 16-column panel of `C = act(A * B + bias)` for one KC block of
 /// depth `k`, in tiles of 6 rows.
 ///
@@ -144,6 +161,29 @@ pub static GEMM_F32_6X16_AVX2: GemmKernel = GemmKernel {
 /// and the CPU supports AVX2 and FMA3.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
+    // SAFETY: forwarded (the same contract).
+    unsafe { panel::<true>(call) }
+}
+
+/// [`gemm_f32_6x16_avx2`] with depth 64 looped (see [`GEMM_F32_6X16U32_AVX2`]).
+///
+/// # Safety
+///
+/// As [`gemm_f32_6x16_avx2`].
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gemm_f32_6x16u32_avx2(call: &GemmTile) {
+    // SAFETY: forwarded (the same contract).
+    unsafe { panel::<false>(call) }
+}
+
+/// The body of both entry points: `UNROLL_64` unrolls the lean loop at depth 64 too.
+///
+/// # Safety
+///
+/// As [`gemm_f32_6x16_avx2`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn panel<const UNROLL_64: bool>(call: &GemmTile) {
     debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
     let full = call.m - call.m % MR;
     let wide = call.n > 8;
@@ -161,6 +201,8 @@ pub unsafe fn gemm_f32_6x16_avx2(call: &GemmTile) {
             // tiles take the lean loop too, starting from C after the first block.
             lean_tiles::<0, true>(call, full / MR);
             full
+        } else if UNROLL_64 {
+            lean_full_tiles!(call, MR, NR, full_tiles, [32, 64])
         } else {
             lean_full_tiles!(call, MR, NR, full_tiles, [32])
         };
