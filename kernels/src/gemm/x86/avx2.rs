@@ -29,7 +29,12 @@
 //! blocks of 165 instructions per tile), K = 32 3-4% faster (pw01 76-77 -> 79-80); on an
 //! Emerald Rapids core K = 64 unrolled is 4-6% faster (see [`GEMM_F32_6X16U32_AVX2`]), so the
 //! production kernel unrolls 32 and 64, and Intel cores with an 8-way L1d get the variant that
-//! unrolls only 32.
+//! unrolls only 32. Measured there too and not kept (old and new kernels in one process,
+//! alternating, 50-60 pairs): K = 128 unrolled as well, pw03 / pw04 0.97-0.98x the time, but a
+//! tile loop of ~2600 instructions (16 KiB), which Zen 3's 4K-op cache may not hold beside the
+//! rest (its legacy decoder fetches 16 bytes a cycle: too few for this loop); without the next
+//! panel's prefetches at K = 128 instead, level; the general loop at 16 steps per iteration (one
+//! `asm!` block, half the loop overhead), level to 1.05x on pw03-pw13.
 //!
 //! The lean loop's depth steps are inline assembly, 8 per `asm!` block (`eight_steps`): the
 //! same FMAs in the same order as the intrinsics (the same bits), with each A row addressed as
