@@ -47,7 +47,7 @@
 
 use core::arch::x86_64::*;
 
-use super::avx512_8x32::{gemm_f32_8x32_avx512, prefetch_c_rows, store_clamped, NextPanel};
+use super::avx512_8x32::{gemm_f32_8x32_looped_avx512, prefetch_c_rows, store_clamped, NextPanel};
 use crate::gemm::ukernel::{Blocking, GemmKernel, GemmTile};
 use crate::Isa;
 
@@ -105,7 +105,7 @@ pub unsafe fn gemm_f32_12x32_avx512(call: &GemmTile) {
     if done < call.m {
         // SAFETY: the caller's contract covers rows `done .. m` of the call (`GemmTile::rows`),
         // and the 8 x 32 kernel takes the same packed B (NR = 32) on the same CPU features.
-        unsafe { gemm_f32_8x32_avx512(&call.rows(done, call.m - done)) };
+        unsafe { gemm_f32_8x32_looped_avx512(&call.rows(done, call.m - done)) };
     }
 }
 

@@ -33,8 +33,8 @@
 //! FMAs, 64 broadcasts, 16 B loads, 4 prefetches, 19 scalar), 1.80 instructions and 0.66 loads per
 //! FMA; the general tile's loop was 117 per 4 steps (1.83 per FMA).
 //!
-//! Depths 32 and 64 were fully unrolled constants too, as in the AVX2 tile (where that measured
-//! 5-15% faster on Zen 3, and still 3-7% on a Cascade Lake core). In 512-bit code they are not:
+//! Depths 32 and 64 are fully unrolled constants too, as in the AVX2 tile, except in the calls of
+//! the 12 x 32 kernel (`gemm_f32_8x32_looped_avx512`), which runs on Cascade Lake. There:
 //! a step is 26 instructions of 6-10 bytes, so the K = 64 tile is about 12 KiB of straight-line
 //! code (the K = 32 one 6 KiB), more than Skylake-derived cores' decoded-instruction cache (1.5 K
 //! uops) holds, and the legacy decoders (16 bytes per cycle) cannot feed 16 FMAs per 8 cycles.
@@ -45,6 +45,10 @@
 //! (2x112x32 -> 64), level at 112x112x32 -> 64 (memory-bound there); MobileNet v1 1.0-224 0.98x.
 //! In this VM's slow phases (every kernel at about 60% of its usual speed) the two ran closer:
 //! 0.98-0.99x at K = 64, 1.02x at K = 32, the network 0.99x.
+//! On an Emerald Rapids core (Golden Cove: a 4K-uop decoded cache) the unrolled tiles are faster
+//! (session 22, the VM, old and new kernels alternating in one process, 50 pairs, median ratio):
+//! pw01 0.952x the time, pw02 0.965, 96 x 32 -> 64 in L1 0.939, 96 x 64 -> 128 0.950, pw03
+//! (K = 128, unchanged) 0.994.
 //!
 //! Modelled (`scripts/mca-x86.sh`, llvm-mca 22): the general-depth loop at 73.5 cycles per
 //! 128 FMAs on `skylake-avx512` (87.0% of the model's FMA peak; the general tile's loop
@@ -241,11 +245,41 @@ pub static GEMM_F32_8X32_AVX512: GemmKernel = GemmKernel {
 /// and the CPU supports AVX-512F, AVX2 and FMA3.
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm_f32_8x32_avx512(call: &GemmTile) {
+    // SAFETY: forwarded (the same contract).
+    unsafe { panel::<true>(call) }
+}
+
+/// [`gemm_f32_8x32_avx512`] with depths 32 and 64 looped instead of unrolled, for the 12 x 32
+/// kernel's calls (cores with the small decoded-instruction cache; see the module doc).
+///
+/// # Safety
+///
+/// As [`gemm_f32_8x32_avx512`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn gemm_f32_8x32_looped_avx512(call: &GemmTile) {
+    // SAFETY: forwarded (the same contract).
+    unsafe { panel::<false>(call) }
+}
+
+/// The body of both entry points: `UNROLL` unrolls the lean loop at depths 32 and 64.
+///
+/// # Safety
+///
+/// As [`gemm_f32_8x32_avx512`].
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn panel<const UNROLL: bool>(call: &GemmTile) {
     debug_assert!(call.m >= 1 && (1..=NR).contains(&call.n) && call.k >= 1);
     // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows; the lean loop
     // gets whole tiles of a call that covers a whole panel and is its GEMM's only KC block, with
     // `KS == 0` or `KS == call.k_seg` (`lean_full_tiles`).
-    let start = unsafe { lean_full_tiles!(call, MR, NR, full_tiles, []) };
+    let start = unsafe {
+        if UNROLL {
+            lean_full_tiles!(call, MR, NR, full_tiles, [32, 64])
+        } else {
+            lean_full_tiles!(call, MR, NR, full_tiles, [])
+        }
+    };
     for r0 in (start..call.m).step_by(MR) {
         let t = call.rows(r0, MR.min(call.m - r0));
         // SAFETY: the caller upholds the `GemmUkernelFn` contract for the call's rows, of which
