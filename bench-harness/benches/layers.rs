@@ -125,16 +125,17 @@ fn bench_layers(c: &mut Criterion) {
             }
             Op::Pointwise => {
                 let (m, k, n) = (layer.h * layer.w, layer.cin, layer.cout);
+                let (lda, ldc) = baselines::pointwise_strides(layer.h, layer.w, k, n);
                 let mut rng = StdRng::seed_from_u64(1);
-                let a = random_vec(&mut rng, m * k, 1.0);
+                let a = random_vec(&mut rng, m * lda, 1.0);
                 let w = random_vec(&mut rng, k * n, 0.1);
-                let mut out = vec![0.0f32; m * n];
+                let mut out = vec![0.0f32; m * ldc];
                 g.bench_function(BenchmarkId::new("gemm-crate", &layer.id), |b| {
-                    b.iter(|| baselines::gemm(m, k, n, &a, &w, &mut out, threads))
+                    b.iter(|| baselines::gemm(m, k, n, &a, lda, &w, &mut out, ldc, threads))
                 });
                 if threads == 1 {
                     g.bench_function(BenchmarkId::new("matrixmultiply", &layer.id), |b| {
-                        b.iter(|| baselines::matrixmultiply(m, k, n, &a, &w, &mut out))
+                        b.iter(|| baselines::matrixmultiply(m, k, n, &a, lda, &w, &mut out, ldc))
                     });
                 }
             }

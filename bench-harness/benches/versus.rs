@@ -81,16 +81,18 @@ struct Contest {
 impl Contest {
     fn new(k: Kernels, layer: Layer) -> Contest {
         let (m, kk, n) = (layer.h * layer.w, layer.cin, layer.cout);
+        // The same activation layout as sepconv's `Case` (padded pixels at 512+ channels).
+        let (lda, ldc) = baselines::pointwise_strides(layer.h, layer.w, kk, n);
         let mut rng = StdRng::seed_from_u64(1);
-        let a = AlignedBuf::from_slice(&random_vec(&mut rng, m * kk, 1.0));
+        let a = AlignedBuf::from_slice(&random_vec(&mut rng, m * lda, 1.0));
         let b = AlignedBuf::from_slice(&random_vec(&mut rng, kk * n, 0.1));
         let (a2, b2) = (a.clone(), b.clone());
-        let (mut c, mut c2) = (AlignedBuf::zeroed(m * n), AlignedBuf::zeroed(m * n));
+        let (mut c, mut c2) = (AlignedBuf::zeroed(m * ldc), AlignedBuf::zeroed(m * ldc));
         let mut case = Case::new(k, &layer, 1).expect("a MobileNet pointwise layer");
         let runs: Vec<Box<dyn FnMut()>> = vec![
             Box::new(move || case.run()),
-            Box::new(move || baselines::gemm(m, kk, n, &a, &b, &mut c, 1)),
-            Box::new(move || baselines::matrixmultiply(m, kk, n, &a2, &b2, &mut c2)),
+            Box::new(move || baselines::gemm(m, kk, n, &a, lda, &b, &mut c, ldc, 1)),
+            Box::new(move || baselines::matrixmultiply(m, kk, n, &a2, lda, &b2, &mut c2, ldc)),
         ];
         Contest {
             layer,
@@ -160,7 +162,8 @@ fn main() {
     let peak = peak_before.max(peak_probe().unwrap_or(f64::NAN));
     println!(
         "sepconv {} ({}) beside the gemm and matrixmultiply crates, 1 thread, {} interleaved \
-         rounds; FMA peak {peak:.1} GFLOP/s ({}, measured in this run); {}",
+         rounds, all three on the same activation layout (`Shape::padded_strides`); FMA peak \
+         {peak:.1} GFLOP/s ({}, measured in this run); {}",
         isa.name(),
         k.gemm_kernel().name,
         o.rounds,

@@ -89,25 +89,33 @@ impl Case {
     pub fn new(k: Kernels, layer: &Layer, seed: u64) -> sepconv::Result<Case> {
         let mut rng = StdRng::seed_from_u64(seed);
         let l = layer.clone();
-        // Activations on cache lines, as an engine allocates them (`AlignedBuf`).
-        let x = AlignedBuf::from_slice(&random_vec(&mut rng, l.input_len(), 1.0));
-        let mut y = AlignedBuf::zeroed(l.output_len());
+        // Activations as an engine that follows the library's advice allocates them: on cache
+        // lines (`AlignedBuf`), in `Shape::padded_strides` (dense, except a 64-byte line after
+        // each pixel of 512 or 1024 channels), as the MobileNet runner does.
         let (oh, ow) = l.out_hw();
         let ishape = Shape::new(1, l.h, l.w, l.cin);
         let oshape = Shape::new(1, oh, ow, l.cout);
+        let (istr, ostr) = (ishape.padded_strides()?, oshape.padded_strides()?);
+        let x = AlignedBuf::from_slice(&random_vec(&mut rng, istr.batch, 1.0));
+        let mut y = AlignedBuf::zeroed(ostr.batch);
         let (w, b) = random_weights(&l, &mut rng);
         let act = Activation::Relu;
         // Check the shapes once, outside the timed closure, which then unwraps infallible calls.
-        TensorView::new(&x, ishape)?;
-        TensorViewMut::new(&mut y, oshape)?;
+        TensorView::with_strides(&x, ishape, istr)?;
+        TensorViewMut::with_strides(&mut y, oshape, ostr)?;
         let (kernel, run): (String, Box<dyn FnMut() + Send>) = match l.op {
             Op::Depthwise3x3 => {
                 let pw = k.pack_depthwise3x3(&w, WeightLayout::Hwio, Some(&b), l.cin)?;
                 let p = Conv3x3Params::new().stride(l.stride).activation(act);
                 let name = k.dw_kernel(l.stride).name.to_string();
                 let mut call = move || {
-                    let xi = TensorView::new(&x, ishape)?;
-                    k.depthwise3x3(&xi, &pw, &p, &mut TensorViewMut::new(&mut y, oshape)?)
+                    let xi = TensorView::with_strides(&x, ishape, istr)?;
+                    k.depthwise3x3(
+                        &xi,
+                        &pw,
+                        &p,
+                        &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?,
+                    )
                 };
                 call()?;
                 (
@@ -119,8 +127,13 @@ impl Case {
                 let pw = k.pack_pointwise(&w, WeightLayout::Hwio, Some(&b), l.cin, l.cout)?;
                 let name = k.gemm_kernel().name.to_string();
                 let mut call = move || {
-                    let xi = TensorView::new(&x, ishape)?;
-                    k.pointwise(&xi, &pw, act, &mut TensorViewMut::new(&mut y, oshape)?)
+                    let xi = TensorView::with_strides(&x, ishape, istr)?;
+                    k.pointwise(
+                        &xi,
+                        &pw,
+                        act,
+                        &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?,
+                    )
                 };
                 call()?;
                 (
@@ -133,8 +146,13 @@ impl Case {
                 let p = Conv3x3Params::new().stride(l.stride).activation(act);
                 let name = k.gemm_kernel().name.to_string();
                 let mut call = move || {
-                    let xi = TensorView::new(&x, ishape)?;
-                    k.conv3x3(&xi, &cw, &p, &mut TensorViewMut::new(&mut y, oshape)?)
+                    let xi = TensorView::with_strides(&x, ishape, istr)?;
+                    k.conv3x3(
+                        &xi,
+                        &cw,
+                        &p,
+                        &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?,
+                    )
                 };
                 call()?;
                 (
@@ -147,8 +165,13 @@ impl Case {
                 let fw = k.pack_fully_connected(&w, WeightLayout::Hwio, Some(&b), fin, l.cout)?;
                 let name = k.gemm_kernel().name.to_string();
                 let mut call = move || {
-                    let xi = TensorView::new(&x, ishape)?;
-                    k.fully_connected(&xi, &fw, act, &mut TensorViewMut::new(&mut y, oshape)?)
+                    let xi = TensorView::with_strides(&x, ishape, istr)?;
+                    k.fully_connected(
+                        &xi,
+                        &fw,
+                        act,
+                        &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?,
+                    )
                 };
                 call()?;
                 (
@@ -158,8 +181,8 @@ impl Case {
             }
             Op::AvgPool => {
                 let mut call = move || {
-                    let xi = TensorView::new(&x, ishape)?;
-                    k.global_avg_pool(&xi, &mut TensorViewMut::new(&mut y, oshape)?)
+                    let xi = TensorView::with_strides(&x, ishape, istr)?;
+                    k.global_avg_pool(&xi, &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?)
                 };
                 call()?;
                 (

@@ -158,8 +158,10 @@ pub fn roofline_md(r: &Results) -> String {
         "\n## Layers\n\nFLOPs = 2 x multiply-adds. Bytes = compulsory traffic (input, weights, bias, \
          output once each, f32). AI = FLOPs / byte. Level = the cache the working set fits in \
          (L1/L2 per core, times the threads; L3 shared). Bound = min(FMA peak, AI x bandwidth of \
-         that level), both measured above for the row's ISA and thread count. `reference` rows \
-         (the naive f64 oracle) are set against the portable ceilings.\n"
+         that level), both measured above for the row's ISA and thread count. Activations are \
+         64-byte aligned, in `Shape::padded_strides` (a 64-byte line after each pixel of 512 or \
+         1024 channels), as the MobileNet runner lays them out. `reference` rows (the naive f64 \
+         oracle) are set against the portable ceilings.\n"
     );
     let _ = writeln!(
         s,

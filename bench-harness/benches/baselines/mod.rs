@@ -3,12 +3,28 @@
 
 #![allow(unsafe_code)]
 
-/// `c = a * b`, row-major `a: m x k`, `b: k x n`, `c: m x n`, with `matrixmultiply::sgemm`.
-pub fn matrixmultiply(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    // SAFETY: with row strides (k, n, n) and column stride 1, element (i, j) of A, B and C
-    // is at i * k + j < m * k, i * n + j < k * n and i * n + j < m * n: inside the slices
-    // (asserted above). `c` is a unique borrow, so it aliases neither `a` nor `b`.
+/// Whether row-major `m x cols` with row stride `ld >= cols` fits in `len` elements.
+fn fits(m: usize, cols: usize, ld: usize, len: usize) -> bool {
+    ld >= cols && (m == 0 || (m - 1) * ld + cols <= len)
+}
+
+/// `c = a * b`, row-major `a: m x k` (row stride `lda`), `b: k x n` (dense), `c: m x n` (row
+/// stride `ldc`), with `matrixmultiply::sgemm`.
+#[allow(clippy::too_many_arguments)]
+pub fn matrixmultiply(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(fits(m, k, lda, a.len()) && fits(k, n, n, b.len()) && fits(m, n, ldc, c.len()));
+    // SAFETY: with row strides (lda, n, ldc) and column stride 1, element (i, j) of A, B and C
+    // is at i * lda + j, i * n + j and i * ldc + j: inside the slices (asserted above). `c` is
+    // a unique borrow, so it aliases neither `a` nor `b`.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -16,28 +32,39 @@ pub fn matrixmultiply(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mu
             n,
             1.0,
             a.as_ptr(),
-            k as isize,
+            lda as isize,
             1,
             b.as_ptr(),
             n as isize,
             1,
             0.0,
             c.as_mut_ptr(),
-            n as isize,
+            ldc as isize,
             1,
         )
     }
 }
 
 /// `c = a * b` as above, with the `gemm` crate on `threads` threads.
-pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], threads: usize) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    assert!(fits(m, k, lda, a.len()) && fits(k, n, n, b.len()) && fits(m, n, ldc, c.len()));
     let par = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: as in `matrixmultiply`: row strides (k, n, n), column stride 1, every element
+    // SAFETY: as in `matrixmultiply`: row strides (lda, n, ldc), column stride 1, every element
     // reached is inside its slice (asserted above), and `c` is a unique borrow. `read_dst`
     // is false, so C's old contents are never read (alpha, the scale of C, is 0).
     unsafe {
@@ -47,11 +74,11 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], t
             k,
             c.as_mut_ptr(),
             1,
-            n as isize,
+            ldc as isize,
             false,
             a.as_ptr(),
             1,
-            k as isize,
+            lda as isize,
             b.as_ptr(),
             1,
             n as isize,
@@ -63,4 +90,17 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], t
             par,
         )
     }
+}
+
+/// The row strides (`lda`, `ldc`) of a pointwise layer's input and output as `Case` lays them
+/// out (`Shape::padded_strides`: a line of padding after each pixel of 512 or 1024 channels),
+/// so the crates read and write the same layout as sepconv.
+pub fn pointwise_strides(h: usize, w: usize, cin: usize, cout: usize) -> (usize, usize) {
+    let pixel = |c| {
+        sepconv::Shape::new(1, h, w, c)
+            .padded_strides()
+            .expect("a MobileNet layer's shape")
+            .pixel
+    };
+    (pixel(cin), pixel(cout))
 }
