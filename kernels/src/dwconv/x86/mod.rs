@@ -62,7 +62,7 @@ unsafe fn row_8_ways<X: RowLanes, const S: usize>(r: &DwRow) {
 pub(super) fn lines_per_set(r: &DwRow, stride: usize, group: usize) -> usize {
     // Called for every row: a 64-byte table and a running maximum keep it to a few dozen
     // instructions (a table of `usize` and a pass for the maximum cost a 14-pixel row 20%).
-    let window = ((group - 1) * stride + 3).min(r.in_width);
+    let window = row::window(stride, group).min(r.in_width);
     let mut count = [0u8; 64];
     let mut most = 0;
     let mut last_line = usize::MAX;

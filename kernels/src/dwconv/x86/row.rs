@@ -154,11 +154,16 @@ pub(super) struct Group {
     hi: usize,
 }
 
+/// Input columns a group of `group` outputs at stride `s` reads: `(group - 1) * s + 3`.
+pub(super) const fn window(s: usize, group: usize) -> usize {
+    (group - 1) * s + 3
+}
+
 impl Group {
     /// The group of up to `GROUP` outputs from `ox` (`< out_width`) of a stride-`S` row.
     #[inline(always)]
     fn at<const S: usize, const GROUP: usize>(r: &DwRow, ox: usize) -> Group {
-        let window = (GROUP - 1) * S + 3;
+        let window = window(S, GROUP);
         let n = (r.out_width - ox).min(GROUP);
         let c0 = (ox * S) as isize - r.pad_left as isize;
         let lo = (-c0).max(0) as usize;
@@ -169,7 +174,7 @@ impl Group {
     /// Full, with its whole window inside the row.
     #[inline(always)]
     fn is_interior<const S: usize, const GROUP: usize>(&self) -> bool {
-        self.n == GROUP && self.lo == 0 && self.hi == (GROUP - 1) * S + 3
+        self.n == GROUP && self.lo == 0 && self.hi == window(S, GROUP)
     }
 }
 
@@ -249,10 +254,9 @@ pub(super) unsafe fn edge_group<X: RowLanes, const S: usize, const GROUP: usize>
 ) {
     // SAFETY: forwarded (the caller's contract).
     let cx = unsafe { Ctx::<X>::new(r) };
-    let window = (GROUP - 1) * S + 3;
-    // Columns `0 .. (n - 1) * S + 3` are the ones `n` outputs use.
-    let first_only = g.lo == 1 && g.hi == window;
-    let last_only = g.lo == 0 && g.hi == (g.n - 1) * S + 2;
+    // Columns `0 .. window(S, n)` are the ones `n` outputs use.
+    let first_only = g.lo == 1 && g.hi == window(S, GROUP);
+    let last_only = g.lo == 0 && g.hi == window(S, g.n) - 1;
     // SAFETY: forwarded; each arm's `N` is 0 or `g.n`, and its `COLS` skips exactly the
     // columns outside `g.lo .. g.hi` that the group's outputs would read.
     unsafe {
@@ -365,11 +369,11 @@ unsafe fn group<
                 *w = unsafe { X::load(wp.add((1 + 3 * ky + kx) * c_tile + lanes * h)) };
             }
         }
-        for j in 0..(GROUP - 1) * S + 3 {
+        for j in 0..window(S, GROUP) {
             let skip = match COLS {
                 ALL_IN => false,
                 SKIP_FIRST => j == 0,
-                SKIP_LAST => j >= (n - 1) * S + 2,
+                SKIP_LAST => j >= window(S, n) - 1,
                 _ => j < g.lo || j >= g.hi,
             };
             if skip {
