@@ -9,24 +9,28 @@
 //! ([`GemmTile::a`](crate::gemm::ukernel::GemmTile::a)). B is the HWIO weights packed as for a
 //! pointwise layer with `K = 9 * cin`.
 //!
-//! Each run of pixels is its own GEMM call, which streams all of B, so rows are read in place
-//! only where re-reading B for the border runs costs less than copying the three rows (the stem,
-//! whose B is 27 x 32, but not Conv MobileNet's wide layers). Where B is larger than an L2, a
-//! thread's rows go panel-major instead: their padded input rows copied once, then each NR-column
-//! panel of B through every row's GEMM (`Kernels::panel_major`), so B comes from memory once per
-//! band of rows instead of once per row.
+//! The output rows go in bands (up to [`BAND_ROWS`]), and each part of a band is one batched GEMM
+//! call ([`Batch`]: one problem per output row, all on the same B): the inside pixels of the
+//! band's inside rows, read in place (problems `stride` input rows apart), and each run of
+//! border pixels through copies. A run's GEMM streams all of B, so rows are read in place only
+//! where re-reading B for the border runs costs less than copying the three rows (the stem, whose
+//! B is 27 x 32, but not Conv MobileNet's wide layers). Where B is larger than an L2, the copies
+//! go panel-major instead: each NR-column panel of B through every row of the band
+//! (`Bands::copies`), so B comes from memory once per band of rows instead of once per row.
 //!
 //! The other pixels (a run at each end of the row, in the left/right padding), every pixel of the
 //! rows in the top/bottom padding, inputs with gaps between pixels, and whole rows where the
-//! split does not pay go through a per-thread buffer: the three input rows under a run of
-//! pixels, copied and zero-padded, so the same segmented A applies with `row_len` as the segment
-//! stride:
+//! split does not pay go through a per-thread buffer: the input rows under a band's run of
+//! pixels, copied once each and zero-padded, so the same segmented A applies with `row_len` as
+//! the segment stride, output row `y` of the band reading copied rows `y * stride ..`:
 //!
 //! ```text
-//!  buffer (3 padded rows, row_len = ((pixels - 1) * stride + 3) * cin floats each):
-//!  ky=0 | 0 0 0 | x x x x x x x ... x | 0 |      A row ox, segment ky: the 3 * cin floats at
-//!  ky=1 | 0 0 0 | x x x x x x x ... x | 0 |      ky * row_len + ox * stride * cin
-//!  ky=2 | 0 0 0 | x x x x x x x ... x | 0 |
+//!  buffer: (rows - 1) * stride + 3 padded rows of row_len = ((pixels - 1) * stride + 3) * cin
+//!  floats each
+//!  row 0 | 0 0 0 | x x x x x x x ... x | 0 |      A row ox of output row y, segment ky: the
+//!  row 1 | 0 0 0 | x x x x x x x ... x | 0 |      3 * cin floats at
+//!  row 2 | 0 0 0 | x x x x x x x ... x | 0 |      (y * stride + ky) * row_len + ox * stride * cin
+//!  ...
 //! ```
 //!
 //! The im2col this replaces (a `9 * cin`-float row per output pixel, written and then read back)
@@ -39,13 +43,22 @@
 //! of the tile, 12 `vmaxps` + 12 `vminps`, issues on the same two pipes as the FMAs (12 cycles),
 //! which caps the stem near 93% of peak; the report measures 84-87% best of run (medians 62-78%
 //! on this shared machine).
+//!
+//! One GEMM call per row (before the bands) spent a tenth of the stem's instructions outside the
+//! micro-kernel (`valgrind --tool=callgrind`: 2.0-2.3 K per output row in the GEMM driver, its
+//! checks and the copies, beside 23 K in the full tiles); per band, 115.5 M instructions for 40
+//! stems against 120.9 M, and the two builds alternating in one process (Emerald Rapids VM, 40
+//! pairs) 0.97-0.99x the time, the same bits. Conv MobileNet's std01-std05, level. The lean tiles
+//! alone (valid padding, 108 outputs per row: no border tile, rows in L1) take 195-200 cycles
+//! for 324 FMAs there (at the 2.97 GHz its FMA peak implies), 81-83% of peak, with or without
+//! the clamp.
 
 use std::cell::RefCell;
 use std::ops::Range;
 
 use crate::dwconv::expect;
 use crate::error::Result;
-use crate::gemm::{gemm, gemm_panels, GemmShape, Segments, MIN_MACS_PER_THREAD};
+use crate::gemm::{gemm, gemm_panels, Batch, GemmShape, Segments, MIN_MACS_PER_THREAD};
 use crate::pack::{pack_conv3x3, ConvWeights, WeightLayout};
 use crate::params::Conv3x3Params;
 use crate::tensor::{TensorView, TensorViewMut};
@@ -53,7 +66,7 @@ use crate::threading::run_bands;
 use crate::Kernels;
 
 thread_local! {
-    /// The three padded input rows of the output row being computed (per thread).
+    /// The padded input rows under the band of output rows being computed (per thread).
     static WINDOW_ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -89,13 +102,10 @@ impl Kernels {
         expect("output height", g.out_h, o.h)?;
         expect("output width", g.out_w, o.w)?;
 
-        // Per output row: one GEMM over the pixels whose 3x3 window lies inside the image, read
-        // in place, and one per run of border pixels through padded copies (see the module docs).
+        // Per band of output rows: one batched GEMM over the pixels whose 3x3 window lies inside
+        // the image, read in place, and one per run of border pixels through padded copies (see
+        // the module docs).
         let os = output.strides;
-        let rows = (0..o.n * o.h).map(move |r| {
-            let (n, y) = (r / o.h, r % o.h);
-            ((n, y), n * os.batch + y * os.row)
-        });
         let macs = o.n * o.h * o.w * 9 * i.c * o.c;
         let threads = (macs / MIN_MACS_PER_THREAD).clamp(1, self.threads);
         let s = g.stride;
@@ -124,69 +134,45 @@ impl Kernels {
             && input.strides.pixel == i.c
             && border_runs * 9 * i.c * o.c < 3 * max_row_len)
             .then_some(lo..hi);
-        let window = Window {
-            input,
-            stride: s,
-            pad_left: g.pad_left,
-            ldc: os.pixel,
-            out_w: o.w,
-        };
         // Rows through copies with a B of an L2 or more (Conv MobileNet's std05-std13):
-        // panel-major over the band's rows (see `panel_major`).
+        // panel-major over the band's rows (see `Bands::copies`).
         let b_bytes = 9 * i.c * o.c * std::mem::size_of::<f32>();
         let panel_major = in_place_cols.is_none() && b_bytes > PANEL_MAJOR_B_BYTES;
-
-        run_bands(self.threads, threads, output.data, rows, |part| {
+        // Rows per band: a band's padded copies (`(rows - 1) * s + 3` rows) within
+        // `COPY_FLOATS`, and a few bands per thread.
+        let rows_per_band = if panel_major {
+            PANEL_MAJOR_ROWS
+        } else {
+            let fit = (COPY_FLOATS / max_row_len).saturating_sub(3) / s + 1;
+            fit.min(o.h.div_ceil(2 * threads)).clamp(1, BAND_ROWS)
+        };
+        let cx = Bands {
+            kernels: self,
+            input,
+            weights,
+            stride: s,
+            pad_top: g.pad_top,
+            pad_left: g.pad_left,
+            out_pixel: os.pixel,
+            out_row: os.row,
+            out_w: o.w,
+            in_place_cols,
+            panel_major,
+            bounds: (min, max),
+        };
+        let per_image = o.h.div_ceil(rows_per_band);
+        let bands = (0..o.n * per_image).map(move |b| {
+            let (n, y0) = (b / per_image, b % per_image * rows_per_band);
+            (
+                (n, y0..(y0 + rows_per_band).min(o.h)),
+                n * os.batch + y0 * os.row,
+            )
+        });
+        run_bands(self.threads, threads, output.data, bands, |part| {
             WINDOW_ROWS.with(|buf| {
                 let mut buf = buf.borrow_mut();
-                if panel_major {
-                    let mut flush = |run: &mut [Option<OutRow<'_>>]| {
-                        self.panel_major(&window, weights, g.pad_top, run, &mut buf, (min, max));
-                    };
-                    // Runs of up to `PANEL_MAJOR_ROWS` rows of one image (a band may span two),
-                    // gathered on the stack: an inference allocates nothing.
-                    let mut run = [const { None }; PANEL_MAJOR_ROWS];
-                    let mut len = 0;
-                    for (row, out) in part {
-                        let same_image = matches!(&run[0], Some(((n, _), _)) if *n == row.0);
-                        if len == PANEL_MAJOR_ROWS || (len > 0 && !same_image) {
-                            flush(&mut run[..len]);
-                            len = 0;
-                        }
-                        run[len] = Some((row, out));
-                        len += 1;
-                    }
-                    flush(&mut run[..len]);
-                    return;
-                }
-                if buf.len() < 3 * max_row_len {
-                    buf.resize(3 * max_row_len, 0.0);
-                }
-                for ((n, oy), out) in part {
-                    // The window's top input row, when all three rows are inside the image.
-                    let top = (oy * s).checked_sub(g.pad_top).filter(|&iy| iy + 3 <= i.h);
-                    let gemm_cols = |cols: Range<usize>, a: &[f32], seg_stride, out: &mut [f32]| {
-                        let shape = window.shape(cols.len(), seg_stride);
-                        let c = &mut out[cols.start * os.pixel..];
-                        gemm(self.gemm, 1, shape, a, &weights.b, c, min, max);
-                    };
-                    match (top, in_place_cols.clone()) {
-                        (Some(iy), Some(cols)) => {
-                            let a = &input.data[input.offset(n, iy, cols.start * s - g.pad_left)..];
-                            gemm_cols(cols.clone(), a, input.strides.row, out);
-                            for border in [0..cols.start, cols.end..o.w] {
-                                if !border.is_empty() {
-                                    let len = window.fill(&mut buf, n, oy * s, g.pad_top, &border);
-                                    gemm_cols(border, &buf, len, out);
-                                }
-                            }
-                        }
-                        _ => {
-                            let all = 0..o.w;
-                            let len = window.fill(&mut buf, n, oy * s, g.pad_top, &all);
-                            gemm_cols(all, &buf, len, out);
-                        }
-                    }
+                for ((n, rows), out) in part {
+                    cx.rows(n, rows, out, &mut buf);
                 }
             });
         });
@@ -194,118 +180,191 @@ impl Kernels {
     }
 }
 
+/// Most output rows per band (one batched GEMM call per part of a band): the stem's 112 rows
+/// in 14 bands, where one call per row had spent about a tenth of the instructions in the
+/// driver.
+const BAND_ROWS: usize = 8;
+
+/// Floats of padded input rows a band copies at most (128 KiB: a band of the stem copies a
+/// few hundred floats; Conv MobileNet's std01, 3648-float rows, gets 6-row bands).
+const COPY_FLOATS: usize = 32 << 10;
+
 /// B bytes (`9 cin cout` floats) above which rows through copies go panel-major: an L2 or more
 /// (512 KiB on Zen 3, 1-2 MiB on Intel server cores). Conv MobileNet 1.0-224 on a Cascade Lake
 /// core, each layer both ways alternating in one process (median time ratio, panel-major over
 /// row by row; AVX2 / AVX-512): std03 and std04 (B 576 KiB, 1.1 MiB) 1.01 / 1.01 and 1.02-1.03 /
-/// 0.99-1.00, so they stay row by row; std05 (2.3 MiB) 0.99 / 0.97, std06 (4.5 MiB) 0.99 / 0.93,
+/// 0.99-1.00, so they stay off it; std05 (2.3 MiB) 0.99 / 0.97, std06 (4.5 MiB) 0.99 / 0.93,
 /// std07-std11 (9 MiB) 0.89 / 0.75-0.90, std12 (18 MiB, stride 2) 0.72 / 0.54, std13 (36 MiB)
 /// 0.75 / 0.57.
 const PANEL_MAJOR_B_BYTES: usize = 2 << 20;
 
-/// An output row `(image, row)` and its piece of the output.
-type OutRow<'a> = ((usize, usize), &'a mut [f32]);
-
-/// Most output rows per panel-major run: B is read once per run (Conv MobileNet's std05-std13
-/// have 7-28 rows; a 56-row band would take four runs).
+/// Most output rows per panel-major band: B is read once per band (Conv MobileNet's std05-std13
+/// have 7-28 rows; a 56-row band would take four).
 const PANEL_MAJOR_ROWS: usize = 16;
 
-impl Kernels {
-    /// Output rows `run` (consecutive rows of one image, each with its piece of the output; all
-    /// `Some`; none at all is a no-op) through copies, panel-major: the padded input rows under
-    /// all of them are copied once into `buf`, then for each NR-column panel of B, each row's
-    /// GEMM on that panel. Row by row, each row's GEMM streamed all of B (up to 36 MiB, from L3
-    /// or DRAM) for one row of pixels (7-14 here); panel-major, a panel (`9 cin x NR` floats) is
-    /// read once per run of rows and stays in L2 while the rows use it. Each output element is the
-    /// same tile's sum over the same KC blocks as row by row (the GEMM's tiles do not depend on
-    /// which columns a call covers).
-    fn panel_major(
-        &self,
-        window: &Window<'_, '_>,
-        weights: &ConvWeights,
-        pad_top: usize,
-        run: &mut [Option<OutRow<'_>>],
-        buf: &mut Vec<f32>,
-        (min, max): (f32, f32),
-    ) {
-        let (input, s) = (window.input, window.stride);
-        let Some(Some(((n, oy0), _))) = run.first() else {
-            return;
-        };
-        let (n, oy0) = (*n, *oy0);
-        let ow = window.out_w;
-        // Padded input rows `oy0 * s - pad_top ..` (with the top/bottom padding as zero rows),
-        // `row_len` floats each, one after the other.
-        let row_len = ((ow - 1) * s + 3) * input.shape.c;
-        let rows_in = (run.len() - 1) * s + 3;
-        if buf.len() < rows_in * row_len {
-            buf.resize(rows_in * row_len, 0.0);
-        }
-        let x0 = -(window.pad_left as isize);
-        for (r, dst) in buf[..rows_in * row_len]
-            .chunks_exact_mut(row_len)
-            .enumerate()
-        {
-            padded_row(input, n, (oy0 * s + r).wrapping_sub(pad_top), x0, dst);
-        }
-        let (nr, shape) = (self.gemm.nr, window.shape(ow, row_len));
-        for jr in (0..weights.b.n).step_by(nr) {
-            let cols = jr..(jr + nr).min(weights.b.n);
-            for (r, (_, out)) in run.iter_mut().flatten().enumerate() {
-                // Output row `oy0 + r` reads padded rows `r * s .. r * s + 3`.
-                let a = &buf[r * s * row_len..rows_in * row_len];
-                gemm_panels(self.gemm, shape, a, &weights.b, cols.clone(), out, min, max);
-            }
-        }
-    }
-}
-
-/// How the 3x3 windows of a run of output pixels map onto the input, for the implicit GEMM.
-struct Window<'a, 'b> {
+/// One `conv3x3` call's bands of output rows: how the 3x3 windows of output pixels map onto
+/// the input, for the implicit GEMM, and what each band is computed with.
+struct Bands<'a, 'b> {
+    kernels: &'a Kernels,
     input: &'a TensorView<'b>,
+    weights: &'a ConvWeights,
     stride: usize,
+    pad_top: usize,
     pad_left: usize,
-    /// Output pixel stride (the GEMM's `ldc`).
-    ldc: usize,
+    /// Output pixel stride (the GEMM's `ldc`) and row stride (between the batch's problems).
+    out_pixel: usize,
+    out_row: usize,
     /// Output row width (pixels).
     out_w: usize,
+    /// The output columns read in place, on the rows whose windows are inside vertically.
+    in_place_cols: Option<Range<usize>>,
+    /// Copies go panel-major (B of an L2 or more).
+    panel_major: bool,
+    /// The activation's clamp.
+    bounds: (f32, f32),
 }
 
-impl Window<'_, '_> {
-    /// The GEMM shape of `m` output pixels whose windows start `stride * cin` floats apart and
-    /// whose three kernel rows are `seg_stride` floats apart.
-    fn shape(&self, m: usize, seg_stride: usize) -> GemmShape {
+impl Bands<'_, '_> {
+    /// Output rows `rows` of image `n`, whose output starts at `out`: on the rows whose three
+    /// input rows are inside the image, the in-place columns in place and the runs either side
+    /// through copies; all columns of the other rows (the top/bottom padding) through copies.
+    fn rows(&self, n: usize, rows: Range<usize>, out: &mut [f32], buf: &mut Vec<f32>) {
+        let (s, h) = (self.stride, self.input.shape.h);
+        // Output rows `first .. end` have all three input rows `y * s - pad_top .. + 3` inside.
+        let first = self.pad_top.div_ceil(s);
+        let end = (h + self.pad_top)
+            .checked_sub(3)
+            .map_or(0, |top| top / s + 1);
+        let ya = first.clamp(rows.start, rows.end);
+        let yb = end.clamp(ya, rows.end);
+        let all = 0..self.out_w;
+        match self.in_place_cols.clone() {
+            Some(cols) if ya < yb => {
+                self.copies(n, rows.start..ya, all.clone(), rows.start, out, buf);
+                self.in_place(n, ya..yb, cols.clone(), rows.start, out);
+                for border in [0..cols.start, cols.end..self.out_w] {
+                    if !border.is_empty() {
+                        self.copies(n, ya..yb, border, rows.start, out, buf);
+                    }
+                }
+                self.copies(n, yb..rows.end, all, rows.start, out, buf);
+            }
+            _ => self.copies(n, rows.clone(), all, rows.start, out, buf),
+        }
+    }
+
+    /// The GEMM shape of output columns `cols` on `rows` output rows (a batch, one problem per
+    /// row, `row_step` floats of A and one output row apart), whose windows start `stride * cin`
+    /// floats apart and whose three kernel rows are `seg_stride` floats apart.
+    fn shape(
+        &self,
+        cols: &Range<usize>,
+        rows: usize,
+        seg_stride: usize,
+        row_step: usize,
+    ) -> GemmShape {
         let c = self.input.shape.c;
         GemmShape {
-            m,
+            m: cols.len(),
             lda: self.stride * c,
-            ldc: self.ldc,
+            ldc: self.out_pixel,
             segments: Some(Segments {
                 len: 3 * c,
                 stride: seg_stride,
             }),
+            batch: Batch {
+                count: rows,
+                a_stride: row_step,
+                c_stride: self.out_row,
+            },
         }
     }
 
-    /// Copies the three input rows under output pixels `cols` (padded rows `y0 - pad_top ..`,
-    /// columns `cols.start * stride - pad_left ..`) into `buf` as packed, zero-padded rows of
-    /// `((cols.len() - 1) * stride + 3) * cin` floats each, and returns that row length.
-    fn fill(
+    /// Columns `cols` of output rows `rows` (all three input rows inside the image, columns
+    /// inside too), reading A in place: one batched GEMM.
+    fn in_place(
         &self,
-        buf: &mut [f32],
         n: usize,
+        rows: Range<usize>,
+        cols: Range<usize>,
         y0: usize,
-        pad_top: usize,
-        cols: &Range<usize>,
-    ) -> usize {
-        let c = self.input.shape.c;
-        let row_len = ((cols.len() - 1) * self.stride + 3) * c;
-        // Signed: the first column is left of the image when it is in the padding.
-        let x0 = (cols.start * self.stride) as isize - self.pad_left as isize;
-        for (ky, dst) in buf[..3 * row_len].chunks_exact_mut(row_len).enumerate() {
-            padded_row(self.input, n, (y0 + ky).wrapping_sub(pad_top), x0, dst);
+        out: &mut [f32],
+    ) {
+        let (input, s) = (self.input, self.stride);
+        let a = &input.data[input.offset(
+            n,
+            rows.start * s - self.pad_top,
+            cols.start * s - self.pad_left,
+        )..];
+        let shape = self.shape(&cols, rows.len(), input.strides.row, s * input.strides.row);
+        let c = &mut out[(rows.start - y0) * self.out_row + cols.start * self.out_pixel..];
+        let (min, max) = self.bounds;
+        gemm(self.kernels.gemm, 1, shape, a, &self.weights.b, c, min, max);
+    }
+
+    /// Columns `cols` of output rows `rows` (none: a no-op) through copies: the padded input
+    /// rows under them (`(rows - 1) * stride + 3` rows of `((cols - 1) * stride + 3) * cin`
+    /// floats, zeros in the padding) copied once into `buf`, then one batched GEMM, output row
+    /// `y` reading copied rows `(y - rows.start) * stride ..` (see the module docs).
+    ///
+    /// Panel-major (B of an L2 or more): each NR-column panel of B through every row before the
+    /// next, so a panel (`9 cin x NR` floats) is read once per band and stays in L2 while the rows
+    /// use it; row by row, each row's GEMM streamed all of B (up to 36 MiB, from L3 or DRAM) for
+    /// one row of pixels (7-14 here). Each output element is the same tile's sum over the same KC
+    /// blocks either way (the GEMM's tiles do not depend on which columns a call covers).
+    fn copies(
+        &self,
+        n: usize,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        y0: usize,
+        out: &mut [f32],
+        buf: &mut Vec<f32>,
+    ) {
+        if rows.is_empty() {
+            return;
         }
-        row_len
+        let (input, s) = (self.input, self.stride);
+        let row_len = ((cols.len() - 1) * s + 3) * input.shape.c;
+        let rows_in = (rows.len() - 1) * s + 3;
+        if buf.len() < rows_in * row_len {
+            buf.resize(rows_in * row_len, 0.0);
+        }
+        // Signed: the first column is left of the image when it is in the padding.
+        let x0 = (cols.start * s) as isize - self.pad_left as isize;
+        for (r, dst) in buf[..rows_in * row_len]
+            .chunks_exact_mut(row_len)
+            .enumerate()
+        {
+            padded_row(
+                input,
+                n,
+                (rows.start * s + r).wrapping_sub(self.pad_top),
+                x0,
+                dst,
+            );
+        }
+        let shape = self.shape(&cols, rows.len(), row_len, s * row_len);
+        let c = &mut out[(rows.start - y0) * self.out_row + cols.start * self.out_pixel..];
+        let (min, max, b) = (self.bounds.0, self.bounds.1, &self.weights.b);
+        let a = &buf[..rows_in * row_len];
+        if self.panel_major {
+            let nr = self.kernels.gemm.nr;
+            for jr in (0..b.n).step_by(nr) {
+                gemm_panels(
+                    self.kernels.gemm,
+                    shape,
+                    a,
+                    b,
+                    jr..(jr + nr).min(b.n),
+                    c,
+                    min,
+                    max,
+                );
+            }
+        } else {
+            gemm(self.kernels.gemm, 1, shape, a, b, c, min, max);
+        }
     }
 }
 

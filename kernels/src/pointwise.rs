@@ -2,7 +2,7 @@
 
 use crate::dwconv::expect;
 use crate::error::{Error, Result};
-use crate::gemm::{gemm, GemmShape};
+use crate::gemm::{gemm, Batch, GemmShape};
 use crate::pack::{
     check_packed_for, pack_matrix, FullyConnectedWeights, PackedB, PointwiseWeights, WeightLayout,
 };
@@ -64,11 +64,11 @@ impl Kernels {
         expect("output batch", i.n, o.n)?;
         expect("output height", i.h, o.h)?;
         expect("output width", i.w, o.w)?;
-        // Pixels that are evenly strided in both tensors form one GEMM (M = pixels).
-        let (runs, run_len) = pixel_runs(i, input.strides, output.strides);
-        for (n, y) in runs {
-            let (ia, oc) = (input.offset(n, y, 0), output.offset(n, y, 0));
-            let shape = GemmShape::plain(run_len, input.strides.pixel, output.strides.pixel);
+        // Pixels evenly strided in both tensors form one problem (M = pixels), and the problems
+        // one strided batch per call (`pixel_problems`).
+        let (images, shape) = pixel_problems(i, input.strides, output.strides);
+        for n in images {
+            let (ia, oc) = (input.offset(n, 0, 0), output.offset(n, 0, 0));
             gemm(
                 self.gemm,
                 self.threads,
@@ -129,23 +129,46 @@ impl Kernels {
     }
 }
 
-/// The starting pixels `(n, y)` of the runs of evenly strided pixels of `shape` in both tensors,
-/// and the pixels per run: the whole batch, one image, or one row. (An iterator: no allocation.)
-pub(crate) fn pixel_runs(
+/// The GEMM calls of a pointwise layer on `shape` with input strides `a` and output strides `b`:
+/// the images each call starts at, and the calls' shape. Pixels evenly strided in both tensors
+/// form one problem: the whole batch (one call), else each image, the images then one strided
+/// batch (one call), else each row, an image's rows one batch (a call per image). Each problem is
+/// tiled as it would be alone, so the results are those of one GEMM per problem.
+pub(crate) fn pixel_problems(
     shape: Shape,
     a: Strides,
     b: Strides,
-) -> (impl Iterator<Item = (usize, usize)>, usize) {
+) -> (std::ops::Range<usize>, GemmShape) {
     let rows_even = a.row == shape.w * a.pixel && b.row == shape.w * b.pixel;
     let images_even = rows_even && a.batch == shape.h * a.row && b.batch == shape.h * b.row;
-    // Runs of `images` images x `rows` rows each.
-    let (images, rows, len) = if images_even {
-        (1, 1, shape.n * shape.h * shape.w)
+    let plain = |m| GemmShape::plain(m, a.pixel, b.pixel);
+    if images_even {
+        (0..1, plain(shape.n * shape.h * shape.w))
     } else if rows_even {
-        (shape.n, 1, shape.h * shape.w)
+        let batch = Batch {
+            count: shape.n,
+            a_stride: a.batch,
+            c_stride: b.batch,
+        };
+        (
+            0..1,
+            GemmShape {
+                batch,
+                ..plain(shape.h * shape.w)
+            },
+        )
     } else {
-        (shape.n, shape.h, shape.w)
-    };
-    let runs = (0..images).flat_map(move |n| (0..rows).map(move |y| (n, y)));
-    (runs, len)
+        let batch = Batch {
+            count: shape.h,
+            a_stride: a.row,
+            c_stride: b.row,
+        };
+        (
+            0..shape.n,
+            GemmShape {
+                batch,
+                ..plain(shape.w)
+            },
+        )
+    }
 }

@@ -58,15 +58,26 @@ fn layout() -> impl Strategy<Value = WeightLayout> {
 }
 
 /// Random cases: batch 1-2, spatial `1..=max_hw`, channels `1..=max_c`, both strides, every
-/// padding and activation, optional bias, both layouts, pixel-stride gaps, threads 1-4.
+/// padding and activation, optional bias, both layouts, pixel-stride gaps, row and image gaps
+/// (a third of the cases), threads 1-4.
 fn case(max_hw: usize, max_c: usize) -> impl Strategy<Value = (Case, usize)> {
     (
         (1..=2usize, 1..=max_hw, 1..=max_hw, 1..=max_c, 1..=max_c),
         (1..=2usize, padding(), activation(), any::<bool>(), layout()),
-        (0..=3usize, 0..=3usize, any::<u64>(), 1..=4usize),
+        (
+            0..=3usize,
+            0..=3usize,
+            prop_oneof![Just(0usize), Just(0), 1..=5usize],
+        ),
+        (any::<u64>(), 1..=4usize),
     )
         .prop_map(
-            |((n, h, w, cin, cout), (stride, padding, act, bias, layout), (ig, og, seed, t))| {
+            |(
+                (n, h, w, cin, cout),
+                (stride, padding, act, bias, layout),
+                (ig, og, rg),
+                (seed, t),
+            )| {
                 let case = Case {
                     stride,
                     padding,
@@ -75,6 +86,7 @@ fn case(max_hw: usize, max_c: usize) -> impl Strategy<Value = (Case, usize)> {
                     layout,
                     in_gap: ig,
                     out_gap: og,
+                    row_gap: rg,
                     seed,
                     ..Case::new(n, h, w, cin, cout)
                 };

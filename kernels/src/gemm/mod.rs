@@ -32,7 +32,8 @@ pub(crate) const MIN_MACS_PER_THREAD: usize = 1 << 18;
 
 /// Dimensions and strides of one GEMM call. `a` has `m` rows at stride `lda`, each `k / k_seg`
 /// segments of `k_seg` contiguous floats `seg_stride` apart (one segment of `k` floats for a plain
-/// matrix: [`GemmShape::plain`]); `c` has `m` rows of `n` floats at stride `ldc`.
+/// matrix: [`GemmShape::plain`]); `c` has `m` rows of `n` floats at stride `ldc`. With a
+/// [`Batch`], that is one problem of several on the same B.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GemmShape {
     pub m: usize,
@@ -40,6 +41,30 @@ pub(crate) struct GemmShape {
     pub ldc: usize,
     /// Depth of one segment of A; `None`: A rows are plain (`k` contiguous floats).
     pub segments: Option<Segments>,
+    /// How many problems of this shape the call computes, and where ([`Batch::ONE`]: one).
+    pub batch: Batch,
+}
+
+/// A strided batch: `count` GEMMs of one shape on the same B, problem `j` reading its A
+/// `j * a_stride` floats and writing its C `j * c_stride` floats after the first one's. The
+/// implicit-GEMM convolution computes a band of output rows in one call this way (each row is
+/// a problem: its pixels are evenly strided, but the rows are not), so the per-call work of the
+/// driver is paid once per band, not once per row. The problems' C must not overlap
+/// (`c_stride` at least one problem's extent of C), so threads may split each of them alike.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Batch {
+    pub count: usize,
+    pub a_stride: usize,
+    pub c_stride: usize,
+}
+
+impl Batch {
+    /// A single problem.
+    pub const ONE: Batch = Batch {
+        count: 1,
+        a_stride: 0,
+        c_stride: 0,
+    };
 }
 
 /// A rows cut into segments (see [`GemmTile::a`]).
@@ -59,6 +84,7 @@ impl GemmShape {
             lda,
             ldc,
             segments: None,
+            batch: Batch::ONE,
         }
     }
 }
@@ -129,7 +155,10 @@ pub(crate) fn gemm(
 ) {
     let (m, k, n, mr, nr) = (shape.m, b.k, b.n, kernel.mr, kernel.nr);
     let call = checked_call(kernel, shape, a, b, c, min, max);
-    let macs = m.saturating_mul(k).saturating_mul(n);
+    let macs = m
+        .saturating_mul(k)
+        .saturating_mul(n)
+        .saturating_mul(shape.batch.count);
     let want = (macs / MIN_MACS_PER_THREAD).clamp(1, threads.max(1));
     let (tm, tn) = grid(m.div_ceil(mr), n.div_ceil(nr), want, mr, nr);
     if tm * tn <= 1 {
@@ -181,6 +210,7 @@ fn checked_call<'a>(
         lda,
         ldc,
         segments,
+        batch,
     } = shape;
     let (k, n, mr, nr) = (b.k, b.n, kernel.mr, kernel.nr);
     // The extents every tile stays within (see `GemmTile`'s contract).
@@ -194,8 +224,27 @@ fn checked_call<'a>(
             (k / sg.len - 1) * sg.stride + sg.len
         }
     };
-    assert!(a.len() >= (m - 1) * lda + a_row_len, "A too short");
-    assert!(c.len() >= (m - 1) * ldc + n, "C too short");
+    // One problem's extents, then the batch's: the last problem starts `count - 1` strides on.
+    let extent = |stride: usize, one: Option<usize>| {
+        (batch.count - 1).checked_mul(stride)?.checked_add(one?)
+    };
+    let a_one = (m - 1)
+        .checked_mul(lda)
+        .and_then(|x| x.checked_add(a_row_len));
+    let c_one = (m - 1).checked_mul(ldc).and_then(|x| x.checked_add(n));
+    assert!(batch.count >= 1, "empty batch");
+    assert!(
+        batch.count == 1 || c_one.is_some_and(|one| batch.c_stride >= one),
+        "the problems' C overlap"
+    );
+    assert!(
+        extent(batch.a_stride, a_one).is_some_and(|e| a.len() >= e),
+        "A too short"
+    );
+    assert!(
+        extent(batch.c_stride, c_one).is_some_and(|e| c.len() >= e),
+        "C too short"
+    );
     assert!(
         b.data.as_slice().len() >= n.div_ceil(nr) * (k + 1) * nr,
         "B too short"
@@ -293,7 +342,11 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
         max,
     } = *call;
     let GemmShape {
-        lda, ldc, segments, ..
+        lda,
+        ldc,
+        segments,
+        batch,
+        ..
     } = shape;
     let (k, nr) = (b.k, kernel.nr);
     let bl = kernel.blocking;
@@ -321,7 +374,11 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
             } else {
                 bl.mc
             };
-            for ic in rows.clone().step_by(mc_step) {
+            // MC blocks of each problem of the batch, problem by problem.
+            let mc_blocks = rows.clone().step_by(mc_step);
+            for (j, ic) in (0..batch.count).flat_map(|j| mc_blocks.clone().map(move |ic| (j, ic))) {
+                // Problem `j`'s A and C start `a0` / `c0` floats after the first problem's.
+                let (a0, c0) = (j * batch.a_stride, j * batch.c_stride);
                 let mc = mc_step.min(rows.end - ic);
                 for jr in (jc..jc + nc).step_by(step) {
                     let n = step.min(jc + nc - jr);
@@ -334,14 +391,14 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
                         m: mc,
                         n,
                         k: kb.len,
-                        a: a[ic * lda + kb.a_off..].as_ptr(),
+                        a: a[a0 + ic * lda + kb.a_off..].as_ptr(),
                         lda,
                         k_seg: kb.seg,
                         seg_stride: segments.map_or(0, |sg| sg.stride),
                         b: panel[(1 + kb.p) * nr..].as_ptr(),
                         bias: panel.as_ptr(),
                         next_b: next_panel(b_data, jr / nr + panels - 1, panel_len).as_ptr(),
-                        c: c.ptr.wrapping_add(ic * ldc + jr),
+                        c: c.ptr.wrapping_add(c0 + ic * ldc + jr),
                         ldc,
                         first_k_block: kb.p == 0,
                         last_k_block: kb.p + kb.len == k,
@@ -350,17 +407,19 @@ fn gemm_block(call: &GemmCall<'_>, rows: std::ops::Range<usize>, cols: std::ops:
                     };
                     let func = row_panels.unwrap_or(kernel.func);
                     // SAFETY: `kernel` came from a `Kernels`, which proves its ISA is available.
-                    // Rows ic..ic+mc <= m of A are readable for this block's depths: its segments
-                    // lie within the `a_row_len` floats after each row start, and
-                    // a.len() >= (m-1)*lda + a_row_len (asserted in `gemm`); `kb.seg` divides
-                    // `kb.len` (`k_blocks`). C (`gemm`'s `&mut` slice, c.len() >=
-                    // (m-1)*ldc + n) is writable for rows < m and columns jr..jr+tile.n <= n, and
-                    // this thread's block of it (rows x cols) is written by no other thread;
-                    // being a `&mut` slice, it aliases neither A nor B. The panel slice holds
-                    // `n.div_ceil(nr)` whole panels, each the bias (nr floats) and k*nr floats of
-                    // B after it, so b+kb.len*nr stays inside each. `row_panels` is taken only
-                    // for its contract's calls: one row (m == 1), the only KC block (kb.len == k),
-                    // plain A, n <= ROW_PANELS * nr; otherwise n <= nr for `kernel.func`.
+                    // Rows ic..ic+mc <= m of problem j's A are readable for this block's depths:
+                    // its segments lie within the `a_row_len` floats after each row start, and
+                    // a.len() >= (count-1)*a_stride + (m-1)*lda + a_row_len (`checked_call`);
+                    // `kb.seg` divides `kb.len` (`k_blocks`). C (the `&mut` slice, c.len() >=
+                    // (count-1)*c_stride + (m-1)*ldc + n) is writable for problem j's rows < m
+                    // and columns jr..jr+tile.n <= n; the problems' C do not overlap (c_stride
+                    // >= (m-1)*ldc + n when count > 1), and this thread's block of each (rows x
+                    // cols) is written by no other thread; being a `&mut` slice, it aliases
+                    // neither A nor B. The panel slice holds `n.div_ceil(nr)` whole panels,
+                    // each the bias (nr floats) and k*nr floats of B after it, so b+kb.len*nr
+                    // stays inside each. `row_panels` is taken only for its contract's calls:
+                    // one row (m == 1), the only KC block (kb.len == k), plain A,
+                    // n <= ROW_PANELS * nr; otherwise n <= nr for `kernel.func`.
                     unsafe { func(&tile) };
                 }
             }
@@ -434,6 +493,76 @@ mod tests {
                 (24, 4, 204, 4),
                 (28, 2, 208, 2)
             ]
+        );
+    }
+
+    /// A batch of 3 problems (5 x 7 x 9, A rows 11 floats apart, C rows 12 apart: each C 57
+    /// floats, 61 apart) in one call, against each problem as its own call: the same bits, and
+    /// C between rows and between problems untouched.
+    #[test]
+    fn a_batch_is_its_problems_one_by_one() {
+        let kernel = &portable::GEMM_F32_4X8_PORTABLE;
+        let (m, k, n, lda, ldc) = (5, 7, 9, 11, 12);
+        let (count, a_stride, c_stride) = (3, 60, 61);
+        let b = crate::pack::pack_b(crate::Isa::Portable, kernel.nr, k, n, None, |i, j| {
+            (i * 3 + j) as f32 * 0.25 - 2.0
+        })
+        .unwrap();
+        let a: Vec<f32> = (0..(count - 1) * a_stride + (m - 1) * lda + k)
+            .map(|i| (i % 13) as f32 - 6.0)
+            .collect();
+        let len = (count - 1) * c_stride + (m - 1) * ldc + n;
+        let (mut batched, mut single) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+        let batch = Batch {
+            count,
+            a_stride,
+            c_stride,
+        };
+        let shape = GemmShape {
+            batch,
+            ..GemmShape::plain(m, lda, ldc)
+        };
+        gemm(kernel, 1, shape, &a, &b, &mut batched, -50.0, 50.0);
+        for j in 0..count {
+            let one = GemmShape::plain(m, lda, ldc);
+            let c = &mut single[j * c_stride..];
+            gemm(kernel, 1, one, &a[j * a_stride..], &b, c, -50.0, 50.0);
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&batched), bits(&single));
+        // Columns n .. ldc of row 0 and the gap after the last row of problem 0: never written.
+        assert!(batched[n..ldc]
+            .iter()
+            .chain(&batched[57..c_stride])
+            .all(|x| x.is_nan()));
+    }
+
+    /// Problems whose C overlap are refused (their blocks could be written by two threads).
+    #[test]
+    #[should_panic(expected = "overlap")]
+    fn a_batch_whose_problems_overlap_is_refused() {
+        let kernel = &portable::GEMM_F32_4X8_PORTABLE;
+        let b =
+            crate::pack::pack_b(crate::Isa::Portable, kernel.nr, 2, 3, None, |_, _| 1.0).unwrap();
+        let batch = Batch {
+            count: 2,
+            a_stride: 8,
+            c_stride: 5,
+        };
+        let shape = GemmShape {
+            batch,
+            ..GemmShape::plain(2, 2, 3)
+        };
+        let (a, mut c) = (vec![1.0; 16], vec![0.0; 16]);
+        gemm(
+            kernel,
+            1,
+            shape,
+            &a,
+            &b,
+            &mut c,
+            f32::NEG_INFINITY,
+            f32::INFINITY,
         );
     }
 

@@ -26,6 +26,9 @@ pub struct Case {
     pub in_gap: usize,
     /// Extra floats after each output pixel.
     pub out_gap: usize,
+    /// Extra floats after each input and output row, and as many again after each image: rows
+    /// (and images) that are not evenly strided, as in a view of part of a larger tensor.
+    pub row_gap: usize,
     pub seed: u64,
 }
 
@@ -44,6 +47,7 @@ impl Case {
             layout: WeightLayout::Hwio,
             in_gap: 0,
             out_gap: 0,
+            row_gap: 0,
             seed: 1,
         }
     }
@@ -67,7 +71,8 @@ fn ref_padding(c: &Case) -> r::Padding {
     }
 }
 
-/// A strided NHWC buffer: pixel stride `c + gap`, dense rows and images of that stride.
+/// A strided NHWC buffer: pixel stride `c + gap`, row stride `w` pixels + `row_gap`, image
+/// stride `h` rows + `row_gap`; the gaps hold `fill`.
 pub struct Buf {
     pub data: Guarded,
     pub shape: Shape,
@@ -75,12 +80,13 @@ pub struct Buf {
 }
 
 impl Buf {
-    pub fn new(shape: Shape, gap: usize, fill: f32) -> Buf {
+    pub fn new(shape: Shape, gap: usize, row_gap: usize, fill: f32) -> Buf {
         let pixel = shape.c + gap;
+        let row = shape.w * pixel + row_gap;
         let strides = Strides {
             pixel,
-            row: shape.w * pixel,
-            batch: shape.h * shape.w * pixel,
+            row,
+            batch: shape.h * row + row_gap,
         };
         // The extent ends at the last channel of the last pixel: the guard page follows it.
         let len = (shape.n - 1) * strides.batch
@@ -97,13 +103,19 @@ impl Buf {
     }
 
     /// A buffer holding the dense NHWC `values`.
-    pub fn from_dense(values: &[f32], shape: Shape, gap: usize) -> Buf {
-        let mut b = Buf::new(shape, gap, SENTINEL);
+    pub fn from_dense(values: &[f32], shape: Shape, gap: usize, row_gap: usize) -> Buf {
+        let mut b = Buf::new(shape, gap, row_gap, SENTINEL);
         for p in 0..shape.n * shape.h * shape.w {
-            let o = p * b.strides.pixel;
+            let o = b.offset(p);
             b.data[o..o + shape.c].copy_from_slice(&values[p * shape.c..(p + 1) * shape.c]);
         }
         b
+    }
+
+    /// Offset of pixel `p` (in NHW order) of the buffer.
+    fn offset(&self, p: usize) -> usize {
+        let (s, h, w) = (self.strides, self.shape.h, self.shape.w);
+        p / (h * w) * s.batch + p / w % h * s.row + p % w * s.pixel
     }
 
     pub fn view(&self) -> TensorView<'_> {
@@ -114,25 +126,28 @@ impl Buf {
         TensorViewMut::with_strides(&mut self.data, self.shape, self.strides).unwrap()
     }
 
-    /// Checks against the reference and that the gaps between pixels were not written.
+    /// Checks against the reference and that nothing but the pixels' channels was written.
     pub fn check(&self, e: &r::Expected, tol: f64) -> Result<(), String> {
         let s = self.strides;
         e.check_strided(&self.data, s.pixel, s.row, s.batch, tol)?;
+        let mut written = vec![false; self.data.len()];
         for p in 0..self.shape.n * self.shape.h * self.shape.w {
-            let gap = &self.data[(p * s.pixel + self.shape.c).min(self.data.len())
-                ..((p + 1) * s.pixel).min(self.data.len())];
-            if gap.iter().any(|v| v.to_bits() != SENTINEL.to_bits()) {
-                return Err(format!("pixel {p}: the gap after its channels was written"));
-            }
+            let o = self.offset(p);
+            written[o..o + self.shape.c].fill(true);
         }
-        Ok(())
+        match (self.data.iter().zip(&written))
+            .position(|(v, &w)| !w && v.to_bits() != SENTINEL.to_bits())
+        {
+            Some(i) => Err(format!("float {i}, between pixels, was written")),
+            None => Ok(()),
+        }
     }
 
     pub fn dense(&self) -> Vec<f32> {
-        let s = self.strides;
         let mut v = Vec::new();
         for p in 0..self.shape.n * self.shape.h * self.shape.w {
-            v.extend_from_slice(&self.data[p * s.pixel..p * s.pixel + self.shape.c]);
+            let o = self.offset(p);
+            v.extend_from_slice(&self.data[o..o + self.shape.c]);
         }
         v
     }
@@ -191,7 +206,7 @@ pub fn depthwise_with(
     b: &[f32],
 ) -> Result<Output, String> {
     let ishape = Shape::new(c.n, c.h, c.w, c.cin);
-    let input = Buf::from_dense(x, ishape, c.in_gap);
+    let input = Buf::from_dense(x, ishape, c.in_gap, c.row_gap);
     let params = Conv3x3Params::new()
         .stride(c.stride)
         .padding(c.padding)
@@ -213,7 +228,12 @@ pub fn depthwise_with(
     if let Some(want) = expected_geometry_error(c) {
         return Err(format!("expected {want:?}, got output {oh}x{ow}"));
     }
-    let mut out = Buf::new(Shape::new(c.n, oh, ow, c.cin), c.out_gap, SENTINEL);
+    let mut out = Buf::new(
+        Shape::new(c.n, oh, ow, c.cin),
+        c.out_gap,
+        c.row_gap,
+        SENTINEL,
+    );
     k.depthwise3x3(&input.view(), &packed, &params, &mut out.view_mut())
         .map_err(|e| e.to_string())?;
     let rin = r::Tensor::new(c.n, c.h, c.w, c.cin, x.to_vec());
@@ -238,13 +258,18 @@ pub fn pointwise_with(
 ) -> Result<Output, String> {
     let w = random_vec(g, c.cin * c.cout);
     let b = random_vec(g, c.cout);
-    let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), c.in_gap);
+    let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), c.in_gap, c.row_gap);
     let bias = c.bias.then_some(&b[..]);
     let wl = in_layout(c.layout, &w, 1, c.cin, c.cout);
     let packed = k
         .pack_pointwise(&wl, c.layout, bias, c.cin, c.cout)
         .map_err(|e| e.to_string())?;
-    let mut out = Buf::new(Shape::new(c.n, c.h, c.w, c.cout), c.out_gap, SENTINEL);
+    let mut out = Buf::new(
+        Shape::new(c.n, c.h, c.w, c.cout),
+        c.out_gap,
+        c.row_gap,
+        SENTINEL,
+    );
     k.pointwise(&input.view(), &packed, c.act, &mut out.view_mut())
         .map_err(|e| e.to_string())?;
     let rin = r::Tensor::new(c.n, c.h, c.w, c.cin, x);
@@ -269,7 +294,7 @@ pub fn conv3x3_with(
 ) -> Result<Output, String> {
     let w = random_vec(g, 9 * c.cin * c.cout);
     let b = random_vec(g, c.cout);
-    let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), c.in_gap);
+    let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), c.in_gap, c.row_gap);
     let params = Conv3x3Params::new()
         .stride(c.stride)
         .padding(c.padding)
@@ -288,7 +313,12 @@ pub fn conv3x3_with(
             }
         }
     };
-    let mut out = Buf::new(Shape::new(c.n, oh, ow, c.cout), c.out_gap, SENTINEL);
+    let mut out = Buf::new(
+        Shape::new(c.n, oh, ow, c.cout),
+        c.out_gap,
+        c.row_gap,
+        SENTINEL,
+    );
     k.conv3x3(&input.view(), &packed, &params, &mut out.view_mut())
         .map_err(|e| e.to_string())?;
     let rin = r::Tensor::new(c.n, c.h, c.w, c.cin, x);
@@ -312,13 +342,18 @@ pub fn fully_connected(k: Kernels, c: &Case) -> Result<Output, String> {
     let x = random_vec(&mut g, c.n * feats);
     let w = random_vec(&mut g, feats * c.cout);
     let b = random_vec(&mut g, c.cout);
-    let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), 0);
+    let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), 0, 0);
     let bias = c.bias.then_some(&b[..]);
     let wl = in_layout(c.layout, &w, 1, feats, c.cout);
     let packed = k
         .pack_fully_connected(&wl, c.layout, bias, feats, c.cout)
         .map_err(|e| e.to_string())?;
-    let mut out = Buf::new(Shape::new(c.n, 1, 1, c.cout), c.out_gap, SENTINEL);
+    let mut out = Buf::new(
+        Shape::new(c.n, 1, 1, c.cout),
+        c.out_gap,
+        c.row_gap,
+        SENTINEL,
+    );
     k.fully_connected(&input.view(), &packed, c.act, &mut out.view_mut())
         .map_err(|e| e.to_string())?;
     let rin = r::Tensor::new(c.n, c.h, c.w, c.cin, x);
@@ -331,8 +366,8 @@ pub fn fully_connected(k: Kernels, c: &Case) -> Result<Output, String> {
 pub fn global_avg_pool(k: Kernels, c: &Case) -> Result<Output, String> {
     let mut g = rng(c.seed);
     let x = random_vec(&mut g, c.n * c.h * c.w * c.cin);
-    let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), c.in_gap);
-    let mut out = Buf::new(Shape::new(c.n, 1, 1, c.cin), c.out_gap, SENTINEL);
+    let input = Buf::from_dense(&x, Shape::new(c.n, c.h, c.w, c.cin), c.in_gap, c.row_gap);
+    let mut out = Buf::new(Shape::new(c.n, 1, 1, c.cin), c.out_gap, c.row_gap, SENTINEL);
     k.global_avg_pool(&input.view(), &mut out.view_mut())
         .map_err(|e| e.to_string())?;
     let e = r::global_avg_pool(&r::Tensor::new(c.n, c.h, c.w, c.cin, x));
