@@ -458,7 +458,7 @@ fn nan_inf_propagate(k: Kernels) {
 
 /// Results are bit-identical for threads 1..=4 (each element is computed by one thread in one order).
 fn threads_identical(k: Kernels) {
-    let ops: [(CaseFn, Case); 10] = [
+    let ops: [(CaseFn, Case); 12] = [
         (cases::depthwise, Case::new(2, 29, 31, 37, 37)),
         // One or two output rows per thread (a channel tail, padded pixels, stride 2, and 4 KiB
         // pixel strides read through skewed copies).
@@ -475,6 +475,15 @@ fn threads_identical(k: Kernels) {
         ),
         (cases::depthwise, Case::new(1, 4, 7, 1024, 1024)),
         (cases::pointwise, Case::new(2, 13, 17, 45, 70)),
+        // Rows not evenly strided: each image's rows one batched GEMM call, threads splitting
+        // each row's problem alike.
+        (
+            cases::pointwise,
+            Case {
+                row_gap: 3,
+                ..Case::new(2, 13, 17, 45, 70)
+            },
+        ),
         // Few rows, many columns: threads split the columns (the 7x7 layers' shape).
         (cases::pointwise, Case::new(1, 1, 7, 300, 1000)),
         (cases::fully_connected, Case::new(1, 1, 1, 1024, 1000)),
@@ -483,6 +492,16 @@ fn threads_identical(k: Kernels) {
             Case {
                 stride: 2,
                 ..Case::new(2, 19, 23, 6, 40)
+            },
+        ),
+        (
+            cases::conv3x3,
+            // The stem's shape on rows with gaps: inside pixels in place, border runs and the
+            // bottom row through copies, bands split over the threads.
+            Case {
+                row_gap: 2,
+                stride: 2,
+                ..Case::new(1, 31, 12, 3, 32)
             },
         ),
         // B over 2 MiB: panel-major bands of rows.
