@@ -47,8 +47,9 @@
 //! One GEMM call per row (before the bands) spent a tenth of the stem's instructions outside the
 //! micro-kernel (`valgrind --tool=callgrind`: 2.0-2.3 K per output row in the GEMM driver, its
 //! checks and the copies, beside 23 K in the full tiles); per band, 115.5 M instructions for 40
-//! stems against 120.9 M, and the two builds alternating in one process (Emerald Rapids VM, 40-60
-//! pairs) 0.97-0.99x the time on AVX2 and 0.93-0.95x on AVX-512, the same bits. Conv MobileNet's std01-std05, level. The lean tiles
+//! stems against 120.9 M, and the two builds alternating in one process (Emerald Rapids VM,
+//! 40-60 pairs) 0.97-0.99x the time on AVX2 and 0.93-0.95x on AVX-512, the same bits. Conv
+//! MobileNet's std01-std05, level. The lean tiles
 //! alone (valid padding, 108 outputs per row: no border tile, rows in L1) take 195-200 cycles
 //! for 324 FMAs there (at the 2.97 GHz its FMA peak implies), 81-83% of peak, with or without
 //! the clamp.
