@@ -100,97 +100,48 @@ impl Case {
         let mut y = AlignedBuf::zeroed(ostr.batch);
         let (w, b) = random_weights(&l, &mut rng);
         let act = Activation::Relu;
-        // Check the shapes once, outside the timed closure, which then unwraps infallible calls.
-        TensorView::with_strides(&x, ishape, istr)?;
-        TensorViewMut::with_strides(&mut y, oshape, ostr)?;
-        let (kernel, run): (String, Box<dyn FnMut() + Send>) = match l.op {
+        // Each op on the case's input and output views, over its weights packed here.
+        type OpFn =
+            Box<dyn FnMut(&TensorView<'_>, &mut TensorViewMut<'_>) -> sepconv::Result<()> + Send>;
+        let (kernel, mut op): (String, OpFn) = match l.op {
             Op::Depthwise3x3 => {
                 let pw = k.pack_depthwise3x3(&w, WeightLayout::Hwio, Some(&b), l.cin)?;
                 let p = Conv3x3Params::new().stride(l.stride).activation(act);
                 let name = k.dw_kernel(l.stride).name.to_string();
-                let mut call = move || {
-                    let xi = TensorView::with_strides(&x, ishape, istr)?;
-                    k.depthwise3x3(
-                        &xi,
-                        &pw,
-                        &p,
-                        &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?,
-                    )
-                };
-                call()?;
-                (
-                    name,
-                    Box::new(move || call().expect("checked on the first call")),
-                )
+                (name, Box::new(move |x, y| k.depthwise3x3(x, &pw, &p, y)))
             }
             Op::Pointwise => {
                 let pw = k.pack_pointwise(&w, WeightLayout::Hwio, Some(&b), l.cin, l.cout)?;
                 let name = k.gemm_kernel().name.to_string();
-                let mut call = move || {
-                    let xi = TensorView::with_strides(&x, ishape, istr)?;
-                    k.pointwise(
-                        &xi,
-                        &pw,
-                        act,
-                        &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?,
-                    )
-                };
-                call()?;
-                (
-                    name,
-                    Box::new(move || call().expect("checked on the first call")),
-                )
+                (name, Box::new(move |x, y| k.pointwise(x, &pw, act, y)))
             }
             Op::Conv3x3 => {
                 let cw = k.pack_conv3x3(&w, WeightLayout::Hwio, Some(&b), l.cin, l.cout)?;
                 let p = Conv3x3Params::new().stride(l.stride).activation(act);
                 let name = k.gemm_kernel().name.to_string();
-                let mut call = move || {
-                    let xi = TensorView::with_strides(&x, ishape, istr)?;
-                    k.conv3x3(
-                        &xi,
-                        &cw,
-                        &p,
-                        &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?,
-                    )
-                };
-                call()?;
-                (
-                    name,
-                    Box::new(move || call().expect("checked on the first call")),
-                )
+                (name, Box::new(move |x, y| k.conv3x3(x, &cw, &p, y)))
             }
             Op::FullyConnected => {
                 let fin = l.h * l.w * l.cin;
                 let fw = k.pack_fully_connected(&w, WeightLayout::Hwio, Some(&b), fin, l.cout)?;
                 let name = k.gemm_kernel().name.to_string();
-                let mut call = move || {
-                    let xi = TensorView::with_strides(&x, ishape, istr)?;
-                    k.fully_connected(
-                        &xi,
-                        &fw,
-                        act,
-                        &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?,
-                    )
-                };
-                call()?;
                 (
                     name,
-                    Box::new(move || call().expect("checked on the first call")),
+                    Box::new(move |x, y| k.fully_connected(x, &fw, act, y)),
                 )
             }
-            Op::AvgPool => {
-                let mut call = move || {
-                    let xi = TensorView::with_strides(&x, ishape, istr)?;
-                    k.global_avg_pool(&xi, &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?)
-                };
-                call()?;
-                (
-                    "global_avg_pool".to_string(),
-                    Box::new(move || call().expect("checked on the first call")),
-                )
-            }
+            Op::AvgPool => (
+                "global_avg_pool".to_string(),
+                Box::new(move |x, y| k.global_avg_pool(x, y)),
+            ),
         };
+        let mut call = move || {
+            let xi = TensorView::with_strides(&x, ishape, istr)?;
+            op(&xi, &mut TensorViewMut::with_strides(&mut y, oshape, ostr)?)
+        };
+        // One call outside the timed closure checks the shapes; the timed one then unwraps.
+        call()?;
+        let run = Box::new(move || call().expect("checked on the first call"));
         Ok(Case {
             layer: l,
             label: k.isa().name().to_string(),
