@@ -346,9 +346,11 @@ pub fn run(plan: &Plan, workspace: &std::path::Path) -> Results {
                 }),
                 Job::Net { k, net } => match NetRunner::new(*k, net, seed).and_then(|mut r| {
                     // As `sepconv-bench mobilenet` runs by default: the leading layers whose
-                    // inputs exceed L2 fused in row bands.
-                    let fuse = r.auto_fusion(machine.cache_sizes()[1]);
-                    r.fuse_rows(fuse, FUSION_BAND_ROWS).map(|()| r)
+                    // inputs exceed L2 fused in row bands, and the pairs `auto_pairs` picks.
+                    let l2 = machine.cache_sizes()[1];
+                    r.fuse_rows(r.auto_fusion(l2), FUSION_BAND_ROWS)?;
+                    r.fuse_pairs(&r.auto_pairs(l2, FUSION_BAND_ROWS))
+                        .map(|()| r)
                 }) {
                     Ok(mut runner) => Some(sample(&net_budget, || {
                         std::hint::black_box(runner.run().expect("shapes checked when built"));

@@ -256,6 +256,76 @@ fn fused_against_reference(resolution: usize, conv: bool, cases: &[(usize, usize
     }
 }
 
+/// Every pointwise layer fused with the depthwise layer after it (`fuse_pairs`), on every ISA at
+/// batch 2, against the reference and layer by layer: bands of 1-4 rows (band edges at every
+/// position of the stride-2 windows, a last band shorter than the others), alone and after a
+/// fused prefix; and the fused pairs' outputs written into (and read from) padded activations.
+#[test]
+fn fused_pairs_match_the_reference_and_layer_by_layer() {
+    let net = network(25, 128, false).unwrap();
+    let w = Weights::random(&net, 17);
+    let folded = fold_network(&net, &w).unwrap();
+    // conv_pw_1 .. conv_pw_12 at 2, 4, .. 24, each followed by its depthwise layer.
+    let pairs = |from: usize, band: usize| -> Vec<(usize, usize)> {
+        (from..=24).step_by(2).map(|i| (i, band + i % 3)).collect()
+    };
+    for k in Kernels::available() {
+        let mut plain = NetRunner::with_weights(k, &net, &w, 2).unwrap();
+        let input = images(&plain, 16);
+        plain.input_mut().copy_from_slice(&input);
+        plain.run().unwrap();
+        let want = plain.logits().to_vec();
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (prefix, band) in [(0, 1), (0, 2), (4, 1), (8, 2)] {
+            let what = format!(
+                "{} on {}, prefix {prefix}, pairs of band {band}+",
+                net.id,
+                k.isa()
+            );
+            let mut fused = NetRunner::with_weights(k, &net, &w, 2).unwrap();
+            fused.fuse_rows(prefix, 2).unwrap();
+            fused.fuse_pairs(&pairs(prefix.max(2), band)).unwrap();
+            check_against_reference(&mut fused, &folded, &what);
+            fused.input_mut().copy_from_slice(&input);
+            fused.run().unwrap();
+            for (i, (g, w)) in fused.logits().iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-6 * scale,
+                    "{what}: logit {i}: fused {g}, layer by layer {w}"
+                );
+            }
+        }
+    }
+    // Width 0.5: conv_pw_12's pair writes conv_dw_13's 512 channels padded; width 1.0
+    // (128 rows): the pairs from conv_pw_7 on read and write padded 512-channel activations.
+    for (alpha, resolution) in [(50, 128), (100, 128)] {
+        let net = network(alpha, resolution, false).unwrap();
+        let w = Weights::random(&net, 18);
+        for k in Kernels::available() {
+            let mut plain = NetRunner::with_weights(k, &net, &w, 1).unwrap();
+            let mut fused = NetRunner::with_weights(k, &net, &w, 1).unwrap();
+            fused.fuse_pairs(&pairs(2, 1)).unwrap();
+            let what = format!("{} on {}, pairs", net.id, k.isa());
+            let strides = fused.out_pixel_strides();
+            assert!(
+                strides.iter().zip(&net.layers).any(|(&p, l)| p != l.cout),
+                "{what}"
+            );
+            let input = images(&plain, 19);
+            plain.input_mut().copy_from_slice(&input);
+            fused.input_mut().copy_from_slice(&input);
+            let want = plain.run().unwrap().to_vec();
+            let got = fused.run().unwrap();
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-6,
+                    "{what}: class {i}: fused {g}, layer by layer {w}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn fusion_rule_and_what_cannot_be_fused() {
     let k = Kernels::for_isa(sepconv::Isa::Portable).unwrap();
@@ -285,6 +355,49 @@ fn fusion_rule_and_what_cannot_be_fused() {
     assert_eq!(runner.fused().unwrap().0, 27);
     runner.fuse_rows(0, 2).unwrap();
     assert!(runner.fused().is_none());
+    // Pairs: a pointwise layer (even index from 2 to 24) and the depthwise layer after it, apart
+    // from the prefix and from each other.
+    for pairs in [
+        &[(3, 2)][..],
+        &[(1, 2)],
+        &[(26, 2)],
+        &[(28, 2)],
+        &[(2, 0)],
+        &[(4, 2), (4, 2)],
+    ] {
+        assert!(
+            matches!(runner.fuse_pairs(pairs), Err(ModelError::Unsupported(_))),
+            "{pairs:?}"
+        );
+    }
+    runner.fuse_rows(4, 2).unwrap();
+    assert!(matches!(
+        runner.fuse_pairs(&[(2, 2)]),
+        Err(ModelError::Unsupported(_))
+    ));
+    runner.fuse_pairs(&[(4, 2), (24, 1)]).unwrap();
+    assert!(matches!(
+        runner.fuse_rows(6, 2),
+        Err(ModelError::Unsupported(_))
+    ));
+    assert_eq!(runner.fused_pairs(), vec![(4, 2, false), (24, 1, false)]);
+    runner.fuse_pairs(&[]).unwrap();
+    assert!(runner.fused_pairs().is_empty());
+    // The pairs picked: into stride-2 depthwise layers, after the prefix, weights under L2 / 4
+    // (conv_pw_3: 64 KiB, conv_pw_5: 256 KiB, conv_pw_11: 1 MiB).
+    assert_eq!(runner.auto_pairs(2 << 20, 2), vec![(6, 2), (10, 2)]);
+    assert_eq!(
+        runner.auto_pairs(8 << 20, 3),
+        vec![(6, 3), (10, 3), (22, 3)]
+    );
+    runner.fuse_rows(0, 2).unwrap();
+    assert_eq!(runner.auto_pairs(2 << 20, 2), vec![(2, 2), (6, 2), (10, 2)]);
+    // Batch 1: conv_pw_3's pair (56x56x128 -> 28x28x128) writes over its input.
+    runner.fuse_pairs(&runner.auto_pairs(2 << 20, 2)).unwrap();
+    assert_eq!(
+        runner.fused_pairs(),
+        vec![(2, 2, true), (6, 2, true), (10, 2, true)]
+    );
 }
 
 /// Per image, a batch-2 run equals batch-1 runs of each image. Not bit for bit on every ISA: the

@@ -56,11 +56,18 @@ fn allocs() -> usize {
 fn a_single_thread_inference_allocates_nothing() {
     for k in Kernels::available() {
         let k = k.with_threads(1).expect("one thread");
-        // Layer by layer, and with the leading layers fused in row bands.
-        for (conv, fuse) in [(false, 0), (true, 0), (false, 12)] {
+        // Layer by layer, with the leading layers fused in row bands, and with pointwise and
+        // depthwise pairs fused too (in place and not).
+        for (conv, fuse, pairs) in [
+            (false, 0, &[][..]),
+            (true, 0, &[]),
+            (false, 12, &[]),
+            (false, 4, &[(4, 2), (6, 2), (22, 3)]),
+        ] {
             let net = network(25, 128, conv).expect("a valid network");
             let mut runner = NetRunner::new(k, &net, 3).expect("packed");
             runner.fuse_rows(fuse, 2).expect("fusable");
+            runner.fuse_pairs(pairs).expect("fusable pairs");
             runner.run().expect("first run");
             let before = allocs();
             runner.run().expect("second run");

@@ -80,6 +80,13 @@ pub struct MobilenetArgs {
     /// Output rows per call of each fused layer.
     #[arg(long, default_value_t = FUSION_BAND_ROWS)]
     pub band: usize,
+    /// Run pointwise layers together with the depthwise layer after them in row bands of
+    /// `--band` rows (`NetRunner::fuse_pairs`), so the depthwise layer reads the pointwise
+    /// output while it is in cache. `auto`: the pairs after the fused prefix whose depthwise
+    /// layer has stride 2 and whose weights take less than a quarter of L2; `none`; or the
+    /// pointwise layers' indices, comma-separated (2 = conv_pw_1, 4 = conv_pw_2, ...).
+    #[arg(long, default_value = "auto")]
+    pub pairs: String,
     /// Lay every activation out densely, without the line of padding per pixel that 512- and
     /// 1024-channel activations get by default (`NetRunner::pad_pixels`).
     #[arg(long)]
@@ -142,6 +149,20 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
         })?,
     };
     runner.fuse_rows(fuse, a.band)?;
+    let pairs = match a.pairs.as_str() {
+        _ if a.alone => Vec::new(),
+        "auto" => runner.auto_pairs(Machine::detect().cache_sizes()[1], a.band),
+        "none" => Vec::new(),
+        list => (list.split(','))
+            .map(|i| i.trim().parse().map(|i| (i, a.band)))
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                ModelError::Unsupported(format!(
+                    "--pairs {list:?}: auto, none or layer indices (2,4,..)"
+                ))
+            })?,
+    };
+    runner.fuse_pairs(&pairs)?;
     runner.pad_pixels(!a.dense);
     let mut rng = StdRng::seed_from_u64(SEED + 1);
     let len = runner.input_mut().len();
@@ -235,6 +256,17 @@ pub fn run(a: &MobilenetArgs) -> Result<String, ModelError> {
             if threads > 1 { " per thread" } else { "" },
             if threads > 1 { ", on the first thread's slab of rows" } else { "" }
         );
+    }
+    let pairs = runner.fused_pairs();
+    if !pairs.is_empty() {
+        let names: Vec<&str> = runner.layers().map(|(n, _)| n).collect();
+        let list: Vec<String> = (pairs.iter())
+            .map(|&(i, band, in_place)| {
+                let place = if in_place { ", in place" } else { "" };
+                format!("{} + {} ({band} rows{place})", names[i], names[i + 1])
+            })
+            .collect();
+        let _ = writeln!(o, "fused in row bands: {}", list.join(", "));
     }
     let padded = (runner.out_pixel_strides().iter())
         .zip(runner.layers())

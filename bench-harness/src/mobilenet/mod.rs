@@ -16,13 +16,18 @@
 //!   and batch-norm folding ([`fold_batch_norm`], [`fold_network`]).
 //! * [`model`]: [`NetRunner`], the packed network and its buffers; `run` is one inference.
 //! * [`cli`]: `sepconv-bench mobilenet`, per-layer times and end-to-end latency.
-//! * `pipeline`: the leading layers fused in row bands ([`NetRunner::fuse_rows`]).
+//! * `pipeline`: the leading layers fused in row bands ([`NetRunner::fuse_rows`]), and pairs of
+//!   a pointwise layer and the depthwise layer after it ([`NetRunner::fuse_pairs`]).
 //!
 //! By default layers run one after the other, each over the whole batch. The CLI and the report
 //! fuse the leading layers whose inputs exceed L2 ([`NetRunner::auto_fusion`]: MobileNet v1
 //! 1.0-224 has 1.6-3.2 MB activations up to `conv_dw_4`) into a pipeline of row bands, image by
 //! image, so those activations stay in cache; measured on a Cascade Lake core: 0.954-0.981x the
-//! time with AVX-512, 0.986-0.989x with AVX2 (the `pipeline` module has the details). Measured
+//! time with AVX-512, 0.986-0.989x with AVX2 (the `pipeline` module has the details). After
+//! the prefix, each pointwise layer whose depthwise layer has stride 2 runs with it in bands
+//! of rows, the depthwise output over the pointwise input ([`NetRunner::auto_pairs`]: on an
+//! Emerald Rapids VM `conv_dw_4` 0.57-0.69x the time, the inference level within its noise;
+//! into stride-1 layers slower, not picked). Measured
 //! and not adopted (Zen 3, one thread, MobileNet v1 1.0-224, two runners alternating run by run,
 //! 150 runs, median of the per-run time ratios): running each depthwise layer and the pointwise
 //! layer after it in bands of output rows (each band's depthwise output, 64-256 KiB, kept in L2

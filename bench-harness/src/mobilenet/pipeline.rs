@@ -1,6 +1,11 @@
 //! [`RowPipeline`]: the network's first layers run as a pipeline of row bands, so the large
 //! early activations (1.6-3.2 MB at 224x224, against a 0.5-1 MiB L2) never go to L3 or DRAM
-//! as whole tensors.
+//! as whole tensors. The same pipeline, over two layers further on, runs a pointwise layer and
+//! the depthwise layer after it (`NetRunner::fuse_pairs`): its input is then an activation
+//! buffer with its own pixel stride, and its output may overwrite that input ([`Io::InPlace`])
+//! where every band of output rows lands on input rows already read for the last time (the
+//! planning run records, per band, how far the first layer has read), its window then lent by
+//! the engine (the other activation buffer, in cache where the pipeline's own is not).
 //!
 //! The last fused layer's output is produced band by band into the ordinary activation buffer
 //! the layer after the prefix reads. Every fused layer produces at most `band` output rows per
@@ -14,7 +19,8 @@
 //! row `r` in slot `r % cap`, rows dropped as soon as no band of the next layer reads them. The
 //! windows are sized by a dry run of the same schedule at construction, so each holds the most
 //! rows a band ever needs, rounded up to a multiple of the band (MobileNet v1 1.0-224, 8 layers,
-//! bands of 2: 2-6 rows, 700 KiB in all), and they stay in cache between bands. A band
+//! bands of 2: 2-6 rows, 700 KiB in all), and they stay in cache between bands; rows of 512 or
+//! 1024 channels get [`Shape::padded_strides`]' pixel stride. A band
 //! starts at a multiple of `band`, so its rows never wrap around a ring: a pointwise layer reads
 //! its band's input rows as one view. A depthwise layer reads the three input rows of each output
 //! row wherever the ring holds them (`Kernels::depthwise3x3_row`, one call per output row); a
@@ -53,7 +59,9 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use sepconv::{AlignedBuf, Conv3x3Params, Kernels, Padding, Shape, TensorView, TensorViewMut};
+use sepconv::{
+    AlignedBuf, Conv3x3Params, Kernels, Padding, Shape, Strides, TensorView, TensorViewMut,
+};
 
 use super::model::{Packed, Stage, ACTIVATION};
 use crate::workloads::{Layer, Op};
@@ -89,8 +97,14 @@ pub(super) struct RowPipeline {
     /// The windows of layers `0 .. layers - 1`: rings of `rows[j].cap` output rows each, row
     /// `r` in slot `r % cap`.
     windows: Vec<AlignedBuf>,
+    /// The pixel stride of each window's rows: [`Shape::padded_strides`] (512 or 1024
+    /// channels at 2 KiB or 4 KiB strides would put a row's pixels into a few L1 sets).
+    window_pixel: Vec<usize>,
     /// The input rows of a standard 3x3 layer's band, copied out of a ring where they wrap.
     gather: Vec<f32>,
+    /// Per band of the last layer (from the planning run): `(r1, a)`, the band ends at output
+    /// row `r1` and the first layer reads input rows from `a` on after it.
+    overwrites: Vec<(usize, usize)>,
 }
 
 /// What [`RowPipeline::advance`] does at each step: plan (bookkeeping only, sizing the
@@ -100,12 +114,27 @@ enum Mode<'a> {
     Run {
         k: Kernels,
         stages: &'a [Stage],
-        /// One image of the network input.
-        input: &'a [f32],
-        /// Rows `slab` of one image of the last fused layer's output.
-        out: &'a mut [f32],
+        io: Io<'a>,
+        /// Floats from pixel to pixel of the first fused layer's input and of the last one's
+        /// output.
+        in_pixel: usize,
+        out_pixel: usize,
         times: Option<&'a mut [f64]>,
     },
+}
+
+/// Where a pipeline reads its first layer's input and writes its last layer's output: one
+/// image of each (of the output, rows `slab`).
+pub(super) enum Io<'a> {
+    /// Two buffers.
+    Apart {
+        input: &'a [f32],
+        out: &'a mut [f32],
+    },
+    /// One buffer, holding the input as the pipeline starts, and the output at its end: each band
+    /// of output rows lands on input rows the first layer has read for the last time (only for
+    /// a pipeline over all rows, and where [`RowPipeline::fits_in_place`] says so).
+    InPlace(&'a mut [f32]),
 }
 
 impl RowPipeline {
@@ -192,21 +221,49 @@ impl RowPipeline {
             pads,
             rows: vec![Rows::default(); layers],
             windows: Vec::new(),
+            window_pixel: Vec::new(),
             gather: Vec::new(),
+            overwrites: Vec::new(),
         };
         // The dry run drops every row as soon as it is no longer needed, so the largest extent
         // it sees is the smallest window that never overflows.
         p.image(stages, &mut Mode::Plan)
             .expect("planning runs no layer");
-        p.windows = (0..layers - 1)
+        (p.windows, p.window_pixel) = (0..layers - 1)
             .map(|j| {
                 // A multiple of the band, so that no band of rows wraps around the ring.
                 p.rows[j].cap = p.rows[j].cap.next_multiple_of(band);
                 let l = &stages[j].layer;
-                AlignedBuf::zeroed(p.rows[j].cap * l.out_hw().1 * l.cout)
+                let ow = l.out_hw().1;
+                let pixel = Shape::new(1, p.rows[j].cap, ow, l.cout)
+                    .padded_strides()
+                    .map_or(l.cout, |s| s.pixel);
+                (AlignedBuf::zeroed(p.rows[j].cap * ow * pixel), pixel)
             })
-            .collect();
+            .unzip();
         p
+    }
+
+    /// Whether the output can overwrite the input ([`Io::InPlace`]) for one image whose input
+    /// rows are `in_row` floats apart and output rows `out_row`: every band of output rows must
+    /// end before the first input row still to be read. Always false for a slab that is not
+    /// all rows.
+    pub(super) fn fits_in_place(&self, stages: &[Stage], in_row: usize, out_row: usize) -> bool {
+        let height = stages[self.layers - 1].layer.out_hw().0;
+        self.slab == (0..height)
+            && (self.overwrites.iter()).all(|&(r1, a)| r1 * out_row <= a * in_row)
+    }
+
+    /// Floats the window of layer 0 holds (its ring of rows).
+    pub(super) fn first_window_len(&self) -> usize {
+        self.windows.first().map_or(0, |w| w.len())
+    }
+
+    /// Swaps the window of layer 0 with `buf`, which must hold at least
+    /// [`RowPipeline::first_window_len`] floats when the pipeline runs: so that a pipeline can
+    /// run in a buffer of its engine's, one recently used (in cache) rather than its own.
+    pub(super) fn swap_first_window(&mut self, buf: &mut AlignedBuf) {
+        std::mem::swap(&mut self.windows[0], buf);
     }
 
     /// Layers fused.
@@ -229,15 +286,16 @@ impl RowPipeline {
         self.rows[..self.layers - 1].iter().map(|r| r.cap)
     }
 
-    /// Runs the fused layers on one image: `input` is that image of the network input, `out`
-    /// rows `slab` of that image of the last fused layer's output. Adds each layer's seconds to
-    /// `times[j]`.
+    /// Runs the fused layers on one image: `io` holds that image of the first fused layer's
+    /// input and rows `slab` of that image of the last fused layer's output, each with its
+    /// pixel stride (`in_pixel`, `out_pixel`: rows are `width x pixel` floats apart). Adds each
+    /// layer's seconds to `times[j]`.
     pub(super) fn run(
         &mut self,
         k: Kernels,
         stages: &[Stage],
-        input: &[f32],
-        out: &mut [f32],
+        io: Io<'_>,
+        (in_pixel, out_pixel): (usize, usize),
         times: Option<&mut [f64]>,
     ) -> sepconv::Result<()> {
         self.image(
@@ -245,8 +303,9 @@ impl RowPipeline {
             &mut Mode::Run {
                 k,
                 stages,
-                input,
-                out,
+                io,
+                in_pixel,
+                out_pixel,
                 times,
             },
         )
@@ -328,16 +387,43 @@ impl RowPipeline {
         if j > 0 {
             self.advance(stages, j - 1, span.a, span.b, mode)?;
         }
+        if j + 1 == self.layers {
+            // The first input row the first layer reads after this band (its height: none).
+            let end = self.rows[0].base + self.rows[0].len;
+            let a = if end < stages[0].layer.out_hw().0 {
+                self.span(stages, 0, end, end + 1).a
+            } else {
+                stages[0].layer.h
+            };
+            if plan {
+                self.overwrites.push((b, a));
+            } else if let Mode::Run {
+                io: Io::InPlace(_),
+                stages,
+                in_pixel,
+                out_pixel,
+                ..
+            } = mode
+            {
+                let (first, last) = (&stages[0].layer, &stages[j].layer);
+                let out_row = last.out_hw().1 * *out_pixel;
+                assert!(
+                    b * out_row <= a * first.w * *in_pixel,
+                    "in place: rows {b} over {a}"
+                );
+            }
+        }
         if let Mode::Run {
             k,
             stages,
-            input,
-            out,
+            io,
+            in_pixel,
+            out_pixel,
             times,
         } = mode
         {
             let t0 = times.as_ref().map(|_| Instant::now());
-            self.layer(*k, stages, j, rows, span, input, out)?;
+            self.layer(*k, stages, j, rows, span, io, (*in_pixel, *out_pixel))?;
             if let (Some(t), Some(t0)) = (times.as_deref_mut(), t0) {
                 t[j] += t0.elapsed().as_secs_f64();
             }
@@ -369,7 +455,8 @@ impl RowPipeline {
         }
     }
 
-    /// Runs layer `j` for its output rows `rows`, reading the input rows of `span`.
+    /// Runs layer `j` for its output rows `rows`, reading the input rows of `span`; `io` is
+    /// the pipeline's input and output, with their pixel strides (see [`RowPipeline::run`]).
     #[allow(clippy::too_many_arguments)]
     fn layer(
         &mut self,
@@ -378,17 +465,40 @@ impl RowPipeline {
         j: usize,
         rows: Range<usize>,
         span: Span,
-        input: &[f32],
-        out: &mut [f32],
+        io: &mut Io,
+        (in_pixel, out_pixel): (usize, usize),
     ) -> sepconv::Result<()> {
         let st = &stages[j];
         let l: &Layer = &st.layer;
         let ow = l.out_hw().1;
-        let (in_row, out_row) = (l.w * l.cin, ow * l.cout);
+        // Pixel strides: the pipeline's input and output as given, the windows' their own.
+        let in_px = if j == 0 {
+            in_pixel
+        } else {
+            self.window_pixel[j - 1]
+        };
+        let out_px = if j + 1 == self.layers {
+            out_pixel
+        } else {
+            self.window_pixel[j]
+        };
+        let (in_row, out_row) = (l.w * in_px, ow * out_px);
+        let strides = |px: usize, row: usize, rows: usize| Strides {
+            pixel: px,
+            row,
+            batch: rows * row,
+        };
         let (before, from) = self.windows.split_at_mut(j);
+        // The first layer only reads the pipeline's input, the last only writes its output.
+        let (input, out): (&[f32], &mut [f32]) = match io {
+            Io::Apart { input, out } => (input, out),
+            Io::InPlace(buf) if j + 1 == self.layers => (&[], buf),
+            Io::InPlace(buf) => (buf, &mut []),
+        };
         let dst: &mut [f32] = if j + 1 == self.layers {
             let first = self.slab.start;
-            &mut out[(rows.start - first) * out_row..(rows.end - first) * out_row]
+            let end = ((rows.end - first) * out_row).min(out.len());
+            &mut out[(rows.start - first) * out_row..end]
         } else {
             // A band starts at a multiple of `band`, which divides the ring's rows: no wrap.
             let slot = rows.start % self.rows[j].cap;
@@ -405,15 +515,20 @@ impl RowPipeline {
                 left,
                 right,
             });
-            let in_shape = Shape::new(1, 1, l.w, l.cin);
-            for (oy, y_row) in rows.zip(dst.chunks_exact_mut(out_row)) {
+            let (in_shape, in_strides) = (Shape::new(1, 1, l.w, l.cin), strides(in_px, in_row, 1));
+            let y_shape = Shape::new(1, 1, ow, l.cout);
+            for (oy, y_row) in rows.zip(dst.chunks_mut(out_row)) {
                 let row = |ky: usize| -> sepconv::Result<Option<TensorView<'_>>> {
                     let iy = (oy * l.stride + ky).checked_sub(top).filter(|&iy| iy < l.h);
-                    iy.map(|iy| TensorView::new(&ring[iy % cap * in_row..][..in_row], in_shape))
-                        .transpose()
+                    iy.map(|iy| {
+                        let r = &ring[iy % cap * in_row..][..in_row];
+                        TensorView::with_strides(r, in_shape, in_strides)
+                    })
+                    .transpose()
                 };
                 let (r0, r1, r2) = (row(0)?, row(1)?, row(2)?);
-                let mut y = TensorViewMut::new(y_row, Shape::new(1, 1, ow, l.cout))?;
+                let mut y =
+                    TensorViewMut::with_strides(y_row, y_shape, strides(out_px, out_row, 1))?;
                 k.depthwise3x3_row([r0.as_ref(), r1.as_ref(), r2.as_ref()], w, &p, &mut y)?;
             }
             return Ok(());
@@ -421,7 +536,7 @@ impl RowPipeline {
         // The span's rows, one after the other: the input image's, the pointwise band's rows of
         // the ring (a band: no wrap), or for a standard 3x3 layer a copy of them.
         let src: &[f32] = if j == 0 {
-            &input[span.a * in_row..span.b * in_row]
+            &input[span.a * in_row..(span.b * in_row).min(input.len())]
         } else {
             let (ring, cap) = (&before[j - 1], self.rows[j - 1].cap);
             let (a, len) = (span.a % cap, span.b - span.a);
@@ -436,8 +551,17 @@ impl RowPipeline {
                 &self.gather
             }
         };
-        let x = TensorView::new(src, Shape::new(1, span.b - span.a, l.w, l.cin))?;
-        let mut y = TensorViewMut::new(dst, Shape::new(1, rows.len(), ow, l.cout))?;
+        let (in_rows, out_rows) = (span.b - span.a, rows.len());
+        let x = TensorView::with_strides(
+            src,
+            Shape::new(1, in_rows, l.w, l.cin),
+            strides(in_px, in_row, in_rows),
+        )?;
+        let mut y = TensorViewMut::with_strides(
+            dst,
+            Shape::new(1, out_rows, ow, l.cout),
+            strides(out_px, out_row, out_rows),
+        )?;
         let p = p.padding(Padding::Explicit {
             top: span.top,
             bottom: span.bottom,
