@@ -160,11 +160,18 @@ fn padded_activations_match_the_reference_and_the_dense_layout() {
     }
 }
 
-/// Layer by layer (width 0.25, batch 2) and with the first 10 layers fused in row bands (width
-/// 0.5, batch 1; each thread runs the pipeline on its own slab of rows).
+/// Layer by layer (width 0.25, batch 2), with the first 10 layers fused in row bands (width
+/// 0.5, batch 1; each thread runs the pipeline on its own slab of rows), and with pointwise +
+/// depthwise pairs fused (batch 1 and 2: in place and not; every thread on each band).
 #[test]
 fn every_thread_count_gives_identical_outputs() {
-    for (alpha, batch, fuse) in [(25, 2, 0), (50, 1, 10)] {
+    let pairs = [(6, 2), (8, 1), (22, 3)];
+    for (alpha, batch, fuse, pairs) in [
+        (25, 2, 0, &[][..]),
+        (50, 1, 10, &[]),
+        (25, 1, 4, &pairs),
+        (25, 2, 4, &pairs),
+    ] {
         let net = network(alpha, 128, false).unwrap();
         let w = Weights::random(&net, 9);
         for k in Kernels::available() {
@@ -173,6 +180,7 @@ fn every_thread_count_gives_identical_outputs() {
                 let kt = k.with_threads(threads).unwrap();
                 let mut runner = NetRunner::with_weights(kt, &net, &w, batch).unwrap();
                 runner.fuse_rows(fuse, 2).unwrap();
+                runner.fuse_pairs(pairs).unwrap();
                 let input = images(&runner, 12);
                 runner.input_mut().copy_from_slice(&input);
                 let p = runner.run().unwrap().to_vec();
@@ -181,7 +189,7 @@ fn every_thread_count_gives_identical_outputs() {
             for (t, o) in outs.iter().enumerate().skip(1) {
                 assert!(
                     *o == outs[0],
-                    "{}, {fuse} layers fused: {} threads differ from 1 thread",
+                    "{}, {fuse} layers and pairs {pairs:?} fused: {} threads differ from 1",
                     k.isa(),
                     t + 1
                 );

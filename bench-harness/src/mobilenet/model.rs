@@ -488,8 +488,9 @@ impl NetRunner {
     }
 
     /// Runs layer `i` alone on the buffers a whole inference gives it: its input is what the
-    /// layer before it wrote in the last run (the input images for layer 0), its output goes
-    /// where the next layer reads it. Run repeatedly, this times a layer with the caches warm
+    /// layer before it wrote in the last run (the input images for layer 0; after a layer
+    /// inside a fused group, whatever its group's buffer holds), its output goes where the next
+    /// layer reads it. Run repeatedly, this times a layer with the caches warm
     /// from itself, to set beside its time inside whole inferences ([`NetRunner::run_timed`]).
     ///
     /// # Panics
