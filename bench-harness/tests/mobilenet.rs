@@ -304,6 +304,34 @@ fn fused_pairs_match_the_reference_and_layer_by_layer() {
             }
         }
     }
+    // With bands of whole GEMM row tiles (`tile_aligned_band`), every pair of the network gives
+    // the bits of layer-by-layer runs at batch 1, on every ISA (`auto_pairs` picks such bands).
+    // (Not at batch 2: layer by layer, one GEMM call spans both images, so its tiles straddle
+    // them where an image is not a whole number of tiles.)
+    for k in Kernels::available() {
+        let mut plain = NetRunner::with_weights(k, &net, &w, 1).unwrap();
+        let mut fused = NetRunner::with_weights(k, &net, &w, 1).unwrap();
+        let aligned: Vec<_> = (2..=24)
+            .step_by(2)
+            .map(|i| (i, fused.tile_aligned_band(i, 1 + i % 3)))
+            .collect();
+        for &(i, band) in &aligned {
+            let (w, mr) = (net.layers[i].w, k.gemm_kernel().mr);
+            assert!((band * w).is_multiple_of(mr) && band > i % 3, "{i}: {band}");
+        }
+        fused.fuse_pairs(&aligned).unwrap();
+        let input = images(&plain, 20);
+        plain.input_mut().copy_from_slice(&input);
+        fused.input_mut().copy_from_slice(&input);
+        plain.run().unwrap();
+        fused.run().unwrap();
+        assert!(
+            plain.logits() == fused.logits(),
+            "{} on {}, pairs {aligned:?}: not the bits of layer by layer",
+            net.id,
+            k.isa()
+        );
+    }
     // Width 0.5: conv_pw_12's pair writes conv_dw_13's 512 channels padded; width 1.0
     // (128 rows): the pairs from conv_pw_7 on read and write padded 512-channel activations.
     for (alpha, resolution) in [(50, 128), (100, 128)] {
@@ -392,12 +420,17 @@ fn fusion_rule_and_what_cannot_be_fused() {
     runner.fuse_pairs(&[]).unwrap();
     assert!(runner.fused_pairs().is_empty());
     // The pairs picked: into stride-2 depthwise layers, after the prefix, weights under L2 / 4
-    // (conv_pw_3: 64 KiB, conv_pw_5: 256 KiB, conv_pw_11: 1 MiB).
+    // (conv_pw_3: 64 KiB, conv_pw_5: 256 KiB, conv_pw_11: 1 MiB), bands of whole 4-row tiles
+    // (the portable kernel's; conv_pw_11's rows are 14 pixels); none with 2 threads.
     assert_eq!(runner.auto_pairs(2 << 20, 2), vec![(6, 2), (10, 2)]);
     assert_eq!(
         runner.auto_pairs(8 << 20, 3),
-        vec![(6, 3), (10, 3), (22, 3)]
+        vec![(6, 3), (10, 3), (22, 4)]
     );
+    let two = NetRunner::new(k.with_threads(2).unwrap(), &net, 1).unwrap();
+    assert!(two.auto_pairs(8 << 20, 2).is_empty());
+    let batch2 = NetRunner::with_weights(k, &net, &Weights::random(&net, 1), 2).unwrap();
+    assert!(batch2.auto_pairs(8 << 20, 2).is_empty());
     runner.fuse_rows(0, 2).unwrap();
     assert_eq!(runner.auto_pairs(2 << 20, 2), vec![(2, 2), (6, 2), (10, 2)]);
     // Batch 1: conv_pw_3's pair (56x56x128 -> 28x28x128) writes over its input.

@@ -80,11 +80,13 @@ pub struct MobilenetArgs {
     /// Output rows per call of each fused layer.
     #[arg(long, default_value_t = FUSION_BAND_ROWS)]
     pub band: usize,
-    /// Run pointwise layers together with the depthwise layer after them in row bands of
-    /// `--band` rows (`NetRunner::fuse_pairs`), so the depthwise layer reads the pointwise
-    /// output while it is in cache. `auto`: the pairs after the fused prefix whose depthwise
-    /// layer has stride 2 and whose weights take less than a quarter of L2; `none`; or the
-    /// pointwise layers' indices, comma-separated (2 = conv_pw_1, 4 = conv_pw_2, ...).
+    /// Run pointwise layers together with the depthwise layer after them in row bands
+    /// (`NetRunner::fuse_pairs`), so the depthwise layer reads the pointwise output while it is
+    /// in cache. `auto` (one thread, batch 1): the pairs after the fused prefix whose depthwise
+    /// layer has stride 2 and whose weights take less than a quarter of L2, each band the
+    /// fewest rows from `--band` on that hold whole GEMM row tiles (the results then equal
+    /// layer by layer's, bit for bit); `none`; or the pointwise layers' indices, comma-separated
+    /// (2 = conv_pw_1, 4 = conv_pw_2, ...), with bands of `--band` rows.
     #[arg(long, default_value = "auto")]
     pub pairs: String,
     /// Lay every activation out densely, without the line of padding per pixel that 512- and

@@ -24,10 +24,11 @@
 //! 1.0-224 has 1.6-3.2 MB activations up to `conv_dw_4`) into a pipeline of row bands, image by
 //! image, so those activations stay in cache; measured on a Cascade Lake core: 0.954-0.981x the
 //! time with AVX-512, 0.986-0.989x with AVX2 (the `pipeline` module has the details). After
-//! the prefix, each pointwise layer whose depthwise layer has stride 2 runs with it in bands
-//! of rows, the depthwise output over the pointwise input ([`NetRunner::auto_pairs`]: on an
-//! Emerald Rapids VM `conv_dw_4` 0.57-0.69x the time, the inference level within its noise;
-//! into stride-1 layers slower, not picked). Measured
+//! the prefix, on one thread at batch 1, each pointwise layer whose depthwise layer has stride 2
+//! runs with it in bands of rows, the depthwise output over the pointwise input, with the bits
+//! of layer by layer ([`NetRunner::auto_pairs`]: on an Emerald Rapids VM `conv_dw_4` 0.60x the
+//! time, the inference 0.995x, within its noise; into stride-1 layers slower, not picked).
+//! Measured
 //! and not adopted (Zen 3, one thread, MobileNet v1 1.0-224, two runners alternating run by run,
 //! 150 runs, median of the per-run time ratios): running each depthwise layer and the pointwise
 //! layer after it in bands of output rows (each band's depthwise output, 64-256 KiB, kept in L2

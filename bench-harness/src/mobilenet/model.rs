@@ -376,21 +376,36 @@ impl NetRunner {
     }
 
     /// Which pointwise layers [`NetRunner::fuse_pairs`] should fuse with the depthwise layer
-    /// after them, with bands of `band` rows, on a core with `l2_bytes` of L2: those after the
-    /// fused prefix whose depthwise layer has stride 2 and whose weights take less than a
-    /// quarter of L2 (every band reads all of them again).
+    /// after them, and their bands, on a core with `l2_bytes` of L2, for one thread and batch 1:
+    /// those after the fused prefix whose depthwise layer has stride 2 and whose weights take
+    /// less than a quarter of L2 (every band reads all of them again), each with the fewest rows
+    /// from `band` on that make whole GEMM row tiles ([`NetRunner::tile_aligned_band`]), so that
+    /// the results are those of layer-by-layer runs, bit for bit, and so do not depend on the
+    /// thread count either. None with more threads: each band's pointwise call is split over
+    /// the threads and the depthwise rows stay on one (2 threads on the Emerald Rapids VM:
+    /// `conv_pw_3` 125 against ~165 GFLOP/s, the inference 1.02-1.04x the time of layer by
+    /// layer). None at batch 2 or more, where layer by layer one GEMM call spans the images
+    /// (so the bits would differ), and a pair's output overwrites its input only where the
+    /// images are of one size.
     ///
-    /// Measured on an Emerald Rapids VM (2 MiB L2, AVX2, MobileNet v1 1.0-224, one thread; the
-    /// runner with and without pairs alternating in one process, 16-30 rounds of 20 inferences,
-    /// per-layer medians): with bands of 2 rows, `conv_dw_4` 0.57-0.69x the time (faster in
-    /// 96 of 98 rounds), `conv_dw_6` 0.86-0.98x, the pointwise layers of the pairs 0.97-1.02x,
-    /// the whole inference 0.996-1.001x (its noise is larger than the ~30 us gained). Pairs
+    /// Measured on an Emerald Rapids VM (2 MiB L2, MobileNet v1 1.0-224, one thread; the runner
+    /// with and without pairs alternating in one process, 16-40 rounds of 20 inferences,
+    /// per-layer medians of the per-round ratios): AVX2, bands of 3 rows (the 6-row tiles),
+    /// `conv_dw_4` 0.60x the time (faster in 40 of 40 rounds), `conv_dw_6` 0.92x, `conv_pw_3`
+    /// 0.98x, `conv_pw_5` 1.01x, the inference 0.995x (median times 14.72 -> 14.54 ms; its noise
+    /// is larger than the ~30 us gained); with bands of 2 rows alike (`conv_dw_4` 0.57-0.69x,
+    /// the inference 0.996-1.004x). AVX-512, bands of 2: `conv_dw_4` 0.47x, `conv_dw_6` 0.88x,
+    /// the inference 0.983x. Pairs
     /// into stride-1 depthwise layers measured slower and are not picked: `conv_dw_8` ..
     /// `conv_dw_11` 1.04-1.10x the time with bands of 6 rows and the window in the other
     /// buffer (1.22-1.35x with the pair's own window, cold since the inference before), their
-    /// pointwise layers 1.02-1.03x; `conv_dw_5` (not in place: its output is twice its input)
-    /// 1.15-1.30x.
+    /// pointwise layers 1.02-1.03x (with 6 rows, 84 pixels, two MC blocks per band: B streams
+    /// twice as often), 1.02-1.07x with bands of 5 (70 pixels, one MC block); `conv_dw_5` (not
+    /// in place: its output is twice its input) 1.15-1.30x.
     pub fn auto_pairs(&self, l2_bytes: u64, band: usize) -> Vec<(usize, usize)> {
+        if self.k.threads() > 1 || self.batch > 1 {
+            return Vec::new();
+        }
         let prefix = self.pipelines.first().map_or(0, |p| p.layers());
         (prefix.max(1)..self.stages.len().saturating_sub(1))
             .filter(|&i| {
@@ -400,8 +415,25 @@ impl NetRunner {
                     && dw.stride == 2
                     && ((pw.cin * pw.cout * 4) as u64) < l2_bytes / 4
             })
-            .map(|i| (i, band))
+            .map(|i| (i, self.tile_aligned_band(i, band)))
             .collect()
+    }
+
+    /// The fewest rows, at least `band`, of pointwise layer `i`'s output that hold a whole
+    /// number of the GEMM kernel's row tiles (`mr` pixels): a pair with such bands makes the
+    /// same tiles as one call over the whole layer, and so the same bits (a pixel's result
+    /// depends only on whether it falls in a short edge tile, see the crate docs).
+    ///
+    /// # Panics
+    /// If `i` is not a layer index.
+    pub fn tile_aligned_band(&self, i: usize, band: usize) -> usize {
+        let (w, mr) = (self.stages[i].layer.w, self.k.gemm_kernel().mr);
+        let (mut a, mut b) = (w, mr);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        let rows = mr / a;
+        band.max(1).div_ceil(rows) * rows
     }
 
     /// The fused prefix: `(layers, band rows, rows of each layer's window)`, or `None` when
