@@ -13,7 +13,7 @@ use sepconv_bench::mobilenet::{
     fold_batch_norm, fold_network, network, pixel_stride, BatchNorm, FoldedLayer, ModelError,
     NetRunner, Weights, KERAS_BN_EPSILON,
 };
-use sepconv_bench::workloads::Op;
+use sepconv_bench::workloads::{Network, Op};
 use sepconv_reference as r;
 
 /// Seeded images, `batch x r x r x 3`, in [-1, 1] (Keras' MobileNet preprocessing range).
@@ -198,6 +198,43 @@ fn every_thread_count_gives_identical_outputs() {
     }
 }
 
+/// A batch-2 layer-by-layer run: its input images and logits, for fused runs to match.
+struct LayerByLayer {
+    input: Vec<f32>,
+    logits: Vec<f32>,
+    /// The largest logit magnitude.
+    scale: f32,
+}
+
+impl LayerByLayer {
+    fn run(k: Kernels, net: &Network, w: &Weights) -> LayerByLayer {
+        let mut plain = NetRunner::with_weights(k, net, w, 2).unwrap();
+        let input = images(&plain, 16);
+        plain.input_mut().copy_from_slice(&input);
+        plain.run().unwrap();
+        let logits = plain.logits().to_vec();
+        let scale = logits.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        LayerByLayer {
+            input,
+            logits,
+            scale,
+        }
+    }
+
+    /// `fused` (batch 2) on the same images: every logit within `1e-6 x scale` (pointwise and
+    /// stem bands may round differently: short GEMM tiles on other pixels).
+    fn check(&self, fused: &mut NetRunner, what: &str) {
+        fused.input_mut().copy_from_slice(&self.input);
+        fused.run().unwrap();
+        for (i, (g, w)) in fused.logits().iter().zip(&self.logits).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-6 * self.scale,
+                "{what}: logit {i}: fused {g}, layer by layer {w}"
+            );
+        }
+    }
+}
+
 /// The leading layers fused in row bands (`fuse_rows`) against the reference, on every ISA, at
 /// batch 2: a short prefix, one ending at a stride-2 depthwise layer, and every convolution of
 /// the network (27 layers), with bands of 1-3 rows, which put band edges at every position
@@ -235,12 +272,7 @@ fn fused_against_reference(resolution: usize, conv: bool, cases: &[(usize, usize
         .count();
     assert_eq!(convs, if conv { 14 } else { 27 });
     for k in Kernels::available() {
-        let mut plain = NetRunner::with_weights(k, &net, &w, 2).unwrap();
-        let input = images(&plain, 16);
-        plain.input_mut().copy_from_slice(&input);
-        plain.run().unwrap();
-        let want = plain.logits().to_vec();
-        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let plain = LayerByLayer::run(k, &net, &w);
         for &(layers, band) in cases {
             let what = format!(
                 "{} on {}, {layers} layers fused, band {band}",
@@ -252,14 +284,7 @@ fn fused_against_reference(resolution: usize, conv: bool, cases: &[(usize, usize
             let (l, b, windows) = fused.fused().unwrap();
             assert_eq!((l, b, windows.len()), (layers, band, layers - 1), "{what}");
             check_against_reference(&mut fused, &folded, &what);
-            fused.input_mut().copy_from_slice(&input);
-            fused.run().unwrap();
-            for (i, (g, w)) in fused.logits().iter().zip(&want).enumerate() {
-                assert!(
-                    (g - w).abs() <= 1e-6 * scale,
-                    "{what}: logit {i}: fused {g}, layer by layer {w}"
-                );
-            }
+            plain.check(&mut fused, &what);
         }
     }
 }
@@ -278,12 +303,7 @@ fn fused_pairs_match_the_reference_and_layer_by_layer() {
         (from..=24).step_by(2).map(|i| (i, band + i % 3)).collect()
     };
     for k in Kernels::available() {
-        let mut plain = NetRunner::with_weights(k, &net, &w, 2).unwrap();
-        let input = images(&plain, 16);
-        plain.input_mut().copy_from_slice(&input);
-        plain.run().unwrap();
-        let want = plain.logits().to_vec();
-        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let plain = LayerByLayer::run(k, &net, &w);
         for (prefix, band) in [(0, 1), (0, 2), (4, 1), (8, 2)] {
             let what = format!(
                 "{} on {}, prefix {prefix}, pairs of band {band}+",
@@ -294,14 +314,7 @@ fn fused_pairs_match_the_reference_and_layer_by_layer() {
             fused.fuse_rows(prefix, 2).unwrap();
             fused.fuse_pairs(&pairs(prefix.max(2), band)).unwrap();
             check_against_reference(&mut fused, &folded, &what);
-            fused.input_mut().copy_from_slice(&input);
-            fused.run().unwrap();
-            for (i, (g, w)) in fused.logits().iter().zip(&want).enumerate() {
-                assert!(
-                    (g - w).abs() <= 1e-6 * scale,
-                    "{what}: logit {i}: fused {g}, layer by layer {w}"
-                );
-            }
+            plain.check(&mut fused, &what);
         }
     }
     // With bands of whole GEMM row tiles (`tile_aligned_band`), every pair of the network gives
