@@ -63,10 +63,9 @@ pub struct NetRunner {
     /// layers whose outputs are written whole; a layer inside a fused group gets its group's.
     out_buf: Vec<usize>,
     /// Whether activations whose dense pixel stride is a multiple of 2 KiB get one line of
-    /// padding per pixel ([`NetRunner::pad_pixels`]).
+    /// padding per pixel ([`NetRunner::pad_pixels`]): every layer's output is laid out as
+    /// [`Shape::padded_strides`], else dense.
     pad: bool,
-    /// Whether each layer's output is laid out as [`Shape::padded_strides`] (else dense).
-    out_padded: Vec<bool>,
 }
 
 /// The pixel stride the runner gives an `h x w x c` activation: dense, or when `pad`, that of
@@ -185,7 +184,6 @@ impl NetRunner {
             pair_in_place: Vec::new(),
             out_buf: Vec::new(),
             pad: true,
-            out_padded: Vec::new(),
         };
         r.lay_out();
         Ok(r)
@@ -195,11 +193,6 @@ impl NetRunner {
     /// picks each layer's buffer (`out_buf`).
     fn lay_out(&mut self) {
         let n = self.stages.len();
-        self.out_padded = vec![self.pad; n];
-        let image_len = |l: &Layer| {
-            let (oh, ow) = l.out_hw();
-            pixel_stride(self.pad, oh, ow, l.cout) * ow * oh
-        };
         // Layers whose output is not written whole (all but the last of each fused group), and
         // those written over their group's input.
         let (mut inside, mut over) = (vec![false; n], vec![false; n]);
@@ -209,10 +202,9 @@ impl NetRunner {
         }
         self.pair_in_place.clear();
         for (i, p) in &self.pairs {
-            let (pw, dw) = (&self.stages[*i].layer, &self.stages[i + 1].layer);
-            let (in_len, out_len) = (image_len(&self.stages[i - 1].layer), image_len(dw));
-            let rows = (in_len / pw.h, out_len / dw.out_hw().0);
-            let fits = p.fits_in_place(&self.stages[*i..], rows.0, rows.1);
+            let (in_row, out_row) = (self.out_row(i - 1), self.out_row(i + 1));
+            let (in_len, out_len) = (self.out_image(i - 1), self.out_image(i + 1));
+            let fits = p.fits_in_place(&self.stages[*i..], in_row, out_row);
             // (And the other buffer, its window then, holds the window.)
             let in_place = fits
                 && (self.batch == 1 || in_len == out_len)
@@ -253,12 +245,24 @@ impl NetRunner {
 
     /// The pixel stride (floats) of each layer's output, in layer order.
     pub fn out_pixel_strides(&self) -> Vec<usize> {
-        (self.stages.iter().zip(&self.out_padded))
-            .map(|(st, &padded)| {
-                let (oh, ow) = st.layer.out_hw();
-                pixel_stride(padded, oh, ow, st.layer.cout)
-            })
-            .collect()
+        (0..self.stages.len()).map(|j| self.out_pixel(j)).collect()
+    }
+
+    /// The pixel stride (floats) of layer `j`'s output as laid out ([`pixel_stride`]).
+    fn out_pixel(&self, j: usize) -> usize {
+        let l = &self.stages[j].layer;
+        let (oh, ow) = l.out_hw();
+        pixel_stride(self.pad, oh, ow, l.cout)
+    }
+
+    /// Floats from one row of layer `j`'s output to the next.
+    fn out_row(&self, j: usize) -> usize {
+        self.stages[j].layer.out_hw().1 * self.out_pixel(j)
+    }
+
+    /// Floats from one image of layer `j`'s output to the next.
+    fn out_image(&self, j: usize) -> usize {
+        self.stages[j].layer.out_hw().0 * self.out_row(j)
     }
 
     /// Runs the first `layers` layers as a pipeline of row bands (see the `pipeline` module):
@@ -545,8 +549,8 @@ impl NetRunner {
             Shape::new(n, l.h, l.w, l.cin),
             Shape::new(n, oh, ow, l.cout),
         );
-        let xt = layout(xs, i > 0 && self.out_padded[i - 1])?;
-        let yt = layout(ys, self.out_padded[i])?;
+        let xt = layout(xs, i > 0 && self.pad)?;
+        let yt = layout(ys, self.pad)?;
         let x = TensorView::with_strides(&src[..n * xt.batch], xs, xt)?;
         let mut y = TensorViewMut::with_strides(&mut dst[..n * yt.batch], ys, yt)?;
         let p = Conv3x3Params::new().stride(l.stride).activation(ACTIVATION);
@@ -563,12 +567,9 @@ impl NetRunner {
         let mut first = 0;
         if let Some(p0) = self.pipelines.first() {
             first = p0.layers();
-            let last = &self.stages[first - 1].layer;
             let in_len = self.stages[0].layer.input_len();
-            let (oh, ow) = last.out_hw();
-            let out_pixel = pixel_stride(self.out_padded[first - 1], oh, ow, last.cout);
-            let out_len = oh * ow * out_pixel;
-            let out_row = out_len / oh;
+            let (out_pixel, out_row) = (self.out_pixel(first - 1), self.out_row(first - 1));
+            let out_len = self.out_image(first - 1);
             let out = &mut self.bufs[self.out_buf[first - 1]];
             // Each slab's layers run on its own thread, one thread per call.
             let k1 = self.k.with_threads(1)?;
@@ -603,25 +604,16 @@ impl NetRunner {
         while i < self.stages.len() {
             if self.pairs.get(pair).is_some_and(|(j, _)| *j == i) {
                 // A fused pair: image by image, all threads on each band.
-                let (pw, dw) = (&self.stages[i].layer, &self.stages[i + 1].layer);
-                let (oh, ow) = dw.out_hw();
-                let in_pixel = pixel_stride(self.out_padded[i - 1], pw.h, pw.w, pw.cin);
-                let out_pixel = pixel_stride(self.out_padded[i + 1], oh, ow, dw.cout);
-                let (in_len, out_len) = (pw.h * pw.w * in_pixel, oh * ow * out_pixel);
+                let pixels = (self.out_pixel(i - 1), self.out_pixel(i + 1));
+                let (in_len, out_len) = (self.out_image(i - 1), self.out_image(i + 1));
                 let (p, in_place) = (&mut self.pairs[pair].1, self.pair_in_place[pair]);
                 pair += 1;
                 let stages = &self.stages[i..];
-                let pixels = (in_pixel, out_pixel);
                 if in_place {
                     // Batch 1, or images of one size: image `n` over image `n`. The window is
                     // the other buffer (written two layers before: in cache, where the
                     // pipeline's own window was last touched an inference before).
-                    let [b0, b1] = &mut self.bufs;
-                    let (buf, free) = if self.out_buf[i - 1] == 0 {
-                        (b0, b1)
-                    } else {
-                        (b1, b0)
-                    };
+                    let (buf, free) = this_and_other(&mut self.bufs, self.out_buf[i - 1]);
                     p.swap_first_window(free);
                     let mut run = || -> sepconv::Result<()> {
                         for image in buf.chunks_exact_mut(in_len).take(self.batch) {
@@ -678,12 +670,22 @@ fn io<'a>(
     out_buf: &[usize],
     i: usize,
 ) -> (&'a [f32], &'a mut [f32]) {
+    match i.checked_sub(1) {
+        None => (input, this_and_other(bufs, out_buf[0]).0),
+        Some(j) => {
+            let (src, dst) = this_and_other(bufs, out_buf[j]);
+            (src, dst)
+        }
+    }
+}
+
+/// Buffer `b` of the two and the other one.
+fn this_and_other(bufs: &mut [AlignedBuf; 2], b: usize) -> (&mut AlignedBuf, &mut AlignedBuf) {
     let [b0, b1] = bufs;
-    match i.checked_sub(1).map(|j| out_buf[j]) {
-        None if out_buf[0] == 0 => (input, &mut b0[..]),
-        None => (input, &mut b1[..]),
-        Some(0) => (&b0[..], &mut b1[..]),
-        Some(_) => (&b1[..], &mut b0[..]),
+    if b == 0 {
+        (b0, b1)
+    } else {
+        (b1, b0)
     }
 }
 

@@ -388,29 +388,21 @@ impl RowPipeline {
             self.advance(stages, j - 1, span.a, span.b, mode)?;
         }
         if j + 1 == self.layers {
-            // The first input row the first layer reads after this band (its height: none).
-            let end = self.rows[0].base + self.rows[0].len;
-            let a = if end < stages[0].layer.out_hw().0 {
-                self.span(stages, 0, end, end + 1).a
-            } else {
-                stages[0].layer.h
-            };
-            if plan {
-                self.overwrites.push((b, a));
-            } else if let Mode::Run {
-                io: Io::InPlace(_),
-                stages,
-                in_pixel,
-                out_pixel,
-                ..
-            } = mode
-            {
-                let (first, last) = (&stages[0].layer, &stages[j].layer);
-                let out_row = last.out_hw().1 * *out_pixel;
-                assert!(
-                    b * out_row <= a * first.w * *in_pixel,
-                    "in place: rows {b} over {a}"
-                );
+            match mode {
+                Mode::Plan => self.overwrites.push((b, self.next_input_row(stages))),
+                Mode::Run {
+                    io: Io::InPlace(_),
+                    stages,
+                    in_pixel,
+                    out_pixel,
+                    ..
+                } => {
+                    let (first, last) = (&stages[0].layer, &stages[j].layer);
+                    let (in_row, out_row) = (first.w * *in_pixel, last.out_hw().1 * *out_pixel);
+                    let a = self.next_input_row(stages);
+                    assert!(b * out_row <= a * in_row, "in place: rows {b} over {a}");
+                }
+                Mode::Run { .. } => {}
             }
         }
         if let Mode::Run {
@@ -430,6 +422,16 @@ impl RowPipeline {
         }
         self.rows[j].len = b - base;
         Ok(())
+    }
+
+    /// The first input row the first layer reads next (its input's height: none).
+    fn next_input_row(&self, stages: &[Stage]) -> usize {
+        let end = self.rows[0].base + self.rows[0].len;
+        if end < stages[0].layer.out_hw().0 {
+            self.span(stages, 0, end, end + 1).a
+        } else {
+            stages[0].layer.h
+        }
     }
 
     /// The input rows that output rows `r0 .. r1` of layer `j` read.
@@ -497,8 +499,7 @@ impl RowPipeline {
         };
         let dst: &mut [f32] = if j + 1 == self.layers {
             let first = self.slab.start;
-            let end = ((rows.end - first) * out_row).min(out.len());
-            &mut out[(rows.start - first) * out_row..end]
+            &mut out[(rows.start - first) * out_row..(rows.end - first) * out_row]
         } else {
             // A band starts at a multiple of `band`, which divides the ring's rows: no wrap.
             let slot = rows.start % self.rows[j].cap;
@@ -517,7 +518,7 @@ impl RowPipeline {
             });
             let (in_shape, in_strides) = (Shape::new(1, 1, l.w, l.cin), strides(in_px, in_row, 1));
             let y_shape = Shape::new(1, 1, ow, l.cout);
-            for (oy, y_row) in rows.zip(dst.chunks_mut(out_row)) {
+            for (oy, y_row) in rows.zip(dst.chunks_exact_mut(out_row)) {
                 let row = |ky: usize| -> sepconv::Result<Option<TensorView<'_>>> {
                     let iy = (oy * l.stride + ky).checked_sub(top).filter(|&iy| iy < l.h);
                     iy.map(|iy| {
@@ -536,7 +537,7 @@ impl RowPipeline {
         // The span's rows, one after the other: the input image's, the pointwise band's rows of
         // the ring (a band: no wrap), or for a standard 3x3 layer a copy of them.
         let src: &[f32] = if j == 0 {
-            &input[span.a * in_row..(span.b * in_row).min(input.len())]
+            &input[span.a * in_row..span.b * in_row]
         } else {
             let (ring, cap) = (&before[j - 1], self.rows[j - 1].cap);
             let (a, len) = (span.a % cap, span.b - span.a);
